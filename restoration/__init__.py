@@ -1,0 +1,10 @@
+"""Spiking-neural-network image restoration toolkit.
+
+    import restoration
+    net = restoration.build_model("dehazesnn_s")
+    restoration.list_models()
+"""
+__version__ = "0.1.0"
+
+from .registry import (DATASETS, MODELS, TASKS, Registry, build_model, build_task,  # noqa: F401
+                       list_models, list_tasks)

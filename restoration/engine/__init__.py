@@ -1,0 +1,1 @@
+"""Task-agnostic training and evaluation engine."""

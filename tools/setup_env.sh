@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Create (or update) a virtual environment with everything the toolkit needs.
+#
+#   bash tools/setup_env.sh            # venv in .venv
+#   VENV=/path/to/env bash tools/setup_env.sh
+#
+# Why a script and not a bare `pip install -e .`: spikingjelly 0.0.0.0.14 declares
+# torchvision as a dependency, and pip would then pull torchvision plus a CUDA build
+# of torch (several GB) even on a machine without a GPU. So torch is installed first
+# (the CPU wheel where no NVIDIA driver is present), spikingjelly without its
+# declared dependencies, and then the rest of setup.cfg's install_requires.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PY=${PYTHON:-python3}
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[setup_env] creating virtual environment in $VENV"
+  "$PY" -m venv "$VENV"
+fi
+pip_install() { "$VENV/bin/python" -m pip install --disable-pip-version-check -q "$@"; }
+
+cuda_major=""
+if command -v nvidia-smi >/dev/null 2>&1; then
+  cuda_major=$(nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\([0-9]*\).*/\1/p' | head -n1 || true)
+fi
+
+if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+  if [ -n "$cuda_major" ]; then
+    echo "[setup_env] NVIDIA driver (CUDA $cuda_major) found: installing torch with CUDA"
+    pip_install torch
+  else
+    echo "[setup_env] no GPU: installing the CPU build of torch"
+    pip_install "torch==${TORCH_CPU_VERSION:-2.13.0}"
+  fi
+fi
+
+pip_install --no-deps "spikingjelly==0.0.0.0.14"
+
+# Everything else setup.cfg asks for, minus torch (done) and spikingjelly (done).
+deps=$("$VENV/bin/python" - <<'PY'
+import configparser
+cfg = configparser.ConfigParser()
+cfg.read("setup.cfg")
+reqs = [r.strip() for r in cfg["options"]["install_requires"].splitlines() if r.strip()]
+extras = [r.strip() for r in cfg["options.extras_require"]["dev"].splitlines() if r.strip()]
+print("\n".join(r for r in reqs + extras if not r.startswith(("torch", "spikingjelly"))))
+PY
+)
+# shellcheck disable=SC2086
+pip_install $deps
+if [ -n "$cuda_major" ]; then
+  case "$cuda_major" in
+    12) pip_install cupy-cuda12x ;;
+    13) pip_install cupy-cuda13x ;;
+    *) echo "[setup_env] CUDA $cuda_major: no cupy extra known, the torch backend will be used" ;;
+  esac
+fi
+pip_install --no-deps -e .
+"$VENV/bin/python" -c "import restoration, torch; print('[setup_env] ready: restoration', restoration.__version__, '| torch', torch.__version__, '| cuda', torch.cuda.is_available())"
