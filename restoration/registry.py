@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import pkgutil
+import warnings
 from importlib import metadata
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
@@ -34,6 +35,7 @@ class Registry:
         self._entry_point_group = entry_point_group
         self._items: Dict[str, Any] = {}
         self._loaded = False
+        self._failed: Dict[str, str] = {}  # module -> error, for the "unknown name" message
 
     # -- registration ---------------------------------------------------------------
     def register(self, name: Optional[str] = None, obj: Any = None, *, force: bool = False):
@@ -61,14 +63,23 @@ class Registry:
         if self._loaded:
             return
         self._loaded = True  # set first: modules imported below call register()
+        # One broken module (a plugin, a file being edited) must not hide every other
+        # entry: its error is kept, warned about, and repeated if its names are asked for.
         for pkg_name in self._packages:
             pkg = importlib.import_module(pkg_name)
             for info in pkgutil.iter_modules(pkg.__path__):
                 if not info.name.startswith("_"):
-                    importlib.import_module(f"{pkg_name}.{info.name}")
+                    self._import(f"{pkg_name}.{info.name}", lambda m=f"{pkg_name}.{info.name}": importlib.import_module(m))
         if self._entry_point_group:
             for ep in metadata.entry_points(group=self._entry_point_group):
-                ep.load()
+                self._import(f"{ep.value} (entry point {ep.name!r})", ep.load)
+
+    def _import(self, what: str, load: Callable) -> None:
+        try:
+            load()
+        except Exception as e:  # noqa: BLE001 - reported, not swallowed
+            self._failed[what] = f"{type(e).__name__}: {e}"
+            warnings.warn(f"{self.kind} registry: could not import {what}: {self._failed[what]}", stacklevel=3)
 
     def get(self, name: str) -> Any:
         self._load_builtin()
@@ -76,8 +87,9 @@ class Registry:
             known = sorted(self._items)
             close = difflib.get_close_matches(name, known, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
+            broken = "".join(f"\n  {m} failed to import: {err}" for m, err in self._failed.items())
             raise KeyError(f"unknown {self.kind} {name!r}.{hint} Registered {self.kind}s: "
-                           f"{', '.join(known) or '(none)'}")
+                           f"{', '.join(known) or '(none)'}{broken}")
         return self._items[name]
 
     def names(self) -> List[str]:

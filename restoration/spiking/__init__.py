@@ -1,0 +1,7 @@
+"""The shared spiking core: multi-step LIF/PLIF over SpikingJelly, the orthogonal LIF
+(torch path + CuPy kernels), the ANN-twin conversion and firing-rate monitoring."""
+from .convert import to_ann  # noqa: F401
+from .monitor import FiringRateMonitor  # noqa: F401
+from .neurons import (LIF, PLIF, cupy_available, is_spiking_neuron, resolve_backend,  # noqa: F401
+                      set_backend)
+from .olif import OLIF, olif, olif_torch  # noqa: F401

@@ -1,0 +1,187 @@
+"""Orthogonal LIF (OLIF) of DehazeSNN / SNN-MLP.
+
+Along one spatial axis of an ``N,C,H,W`` tensor (``dim=2``: H, ``dim=3``: W) the axis is
+cut into consecutive groups of ``lif`` pixels that act as time steps. For each group,
+with o_0 = 0::
+
+    u_j = tau * o_j + x_j
+    s_j = u_j > vth
+    y_j = u_j if s_j else vth
+    o_{j+1} = 0 if s_j else u_j
+
+A trailing remainder shorter than ``lif`` passes through unchanged (y = x, gradient 1).
+
+Gradients follow the reference CUDA kernel: the spike s_j is a constant (no surrogate),
+so with g_j = dL/dy_j and the adjoint a_j = dL/du_j::
+
+    a_j = g_j              if s_j
+    a_j = tau * a_{j+1}    otherwise (a_lif = 0)
+    dL/dx_j   = a_j
+    dL/dvth   = sum over non-spiking j of g_j
+    dL/dtau   = sum_j a_j * o_j
+
+Two implementations: :class:`_OLIFTorch`, vectorised over pixels with a loop over the
+``lif`` steps only (any device, any float dtype), and the CuPy kernels of
+``cupy_kernels.py`` on CUDA. ``tests/test_olif.py`` holds a per-element reference loop
+and compares all of them.
+"""
+from __future__ import annotations
+
+from typing import Union
+
+import torch
+import torch.nn as nn
+
+from .neurons import BACKENDS, cupy_available
+
+Number = Union[float, torch.Tensor]
+
+
+def _as_param(v: Number, like: torch.Tensor) -> torch.Tensor:
+    if isinstance(v, torch.Tensor):
+        if v.numel() != 1:
+            raise ValueError(f"OLIF tau and vth must be one-element tensors, got shape {tuple(v.shape)}")
+        return v.reshape(1)
+    return torch.tensor([float(v)], dtype=like.dtype, device=like.device)
+
+
+def _grouped(t: torch.Tensor, axis: int, lif: int) -> torch.Tensor:
+    """View of the full groups of ``t`` along ``axis`` as (..., G, lif, ...)."""
+    full = (t.shape[axis] // lif) * lif
+    return t.narrow(axis, 0, full).unflatten(axis, (full // lif, lif))
+
+
+class _OLIFTorch(torch.autograd.Function):
+    """Portable OLIF: loops over the ``lif`` steps, each step a whole-tensor op."""
+
+    @staticmethod
+    def forward(ctx, x, tau, vth, lif: int, dim: int):
+        x = x.contiguous()
+        tau_c, vth_c = tau.to(x.dtype), vth.to(x.dtype)
+        y = torch.empty_like(x)
+        n_full = (x.shape[dim] // lif) * lif
+        rest = x.shape[dim] - n_full
+        if rest:
+            y.narrow(dim, n_full, rest).copy_(x.narrow(dim, n_full, rest))
+        need_grad = any(ctx.needs_input_grad[:3])
+        # u of every full-group position: the backward recomputes s and o from it.
+        u_all = torch.empty_like(x) if need_grad else None
+        if n_full:
+            xs, ys = _grouped(x, dim, lif), _grouped(y, dim, lif)
+            us = _grouped(u_all, dim, lif) if need_grad else None
+            step = dim + 1  # the axis of the position inside a group
+            o = None
+            for j in range(lif):
+                x_j = xs.select(step, j)
+                u = x_j.clone() if o is None else o.mul_(tau_c).add_(x_j)
+                s = u > vth_c
+                torch.where(s, u, vth_c, out=ys.select(step, j))
+                if us is not None:
+                    us.select(step, j).copy_(u)
+                o = u.masked_fill_(s, 0)
+        if need_grad:
+            ctx.save_for_backward(u_all, tau, vth)
+        ctx.lif, ctx.dim, ctx.n_full = lif, dim, n_full
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        u_all, tau, vth = ctx.saved_tensors
+        lif, dim, n_full = ctx.lif, ctx.dim, ctx.n_full
+        grad_y = grad_y.contiguous()
+        tau_c, vth_c = tau.to(u_all.dtype), vth.to(u_all.dtype)
+        grad_x = torch.empty_like(grad_y)
+        rest = grad_y.shape[dim] - n_full
+        if rest:
+            grad_x.narrow(dim, n_full, rest).copy_(grad_y.narrow(dim, n_full, rest))
+        # Accumulate in float32 at least: a sum over millions of half values drifts.
+        acc_dtype = torch.promote_types(u_all.dtype, torch.float32)
+        d_tau = torch.zeros((), dtype=acc_dtype, device=grad_y.device)
+        d_vth = torch.zeros((), dtype=acc_dtype, device=grad_y.device)
+        if n_full:
+            gs, us, dxs = _grouped(grad_y, dim, lif), _grouped(u_all, dim, lif), _grouped(grad_x, dim, lif)
+            step = dim + 1
+            a = None  # adjoint dL/du_{j+1}
+            for j in reversed(range(lif)):
+                g_j, u_j = gs.select(step, j), us.select(step, j)
+                s = u_j > vth_c
+                quiet_g = g_j.masked_fill(s, 0)  # g on non-spiking positions
+                d_vth += quiet_g.sum(dtype=acc_dtype)
+                if a is None:
+                    a = g_j - quiet_g  # = s * g
+                else:
+                    # o_{j+1} = u_j where not spiking: dtau += a_{j+1} * o_{j+1}
+                    d_tau += torch.where(s, 0, a * u_j).sum(dtype=acc_dtype)
+                    a = torch.where(s, g_j, a * tau_c)
+                dxs.select(step, j).copy_(a)
+        d_tau = d_tau.to(tau.dtype).reshape(tau.shape)
+        d_vth = d_vth.to(vth.dtype).reshape(vth.shape)
+        return grad_x, d_tau, d_vth, None, None
+
+
+def olif_torch(x: torch.Tensor, tau: Number, vth: Number, lif: int = 4, dim: int = 2) -> torch.Tensor:
+    """OLIF on the portable torch path (CPU or GPU)."""
+    _check(x, lif, dim)
+    return _OLIFTorch.apply(x, _as_param(tau, x), _as_param(vth, x), int(lif), int(dim))
+
+
+def _check(x: torch.Tensor, lif: int, dim: int) -> None:
+    if x.dim() != 4:
+        raise ValueError(f"OLIF expects an N,C,H,W tensor, got shape {tuple(x.shape)}")
+    if dim not in (2, 3):
+        raise ValueError(f"OLIF dim must be 2 (along H) or 3 (along W), got {dim}")
+    if int(lif) < 1:
+        raise ValueError(f"OLIF lif (group length) must be >= 1, got {lif}")
+
+
+def olif(x: torch.Tensor, tau: Number, vth: Number, lif: int = 4, dim: int = 2,
+         backend: str = "auto") -> torch.Tensor:
+    """Functional orthogonal LIF on an ``N,C,H,W`` tensor; see the module docstring.
+
+    ``backend='auto'`` uses the CuPy kernels for CUDA tensors when cupy is usable and
+    the torch path otherwise.
+    """
+    _check(x, lif, dim)
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown OLIF backend {backend!r}; choose one of {BACKENDS}")
+    use_cupy = backend == "cupy" or (backend == "auto" and x.is_cuda and cupy_available())
+    if use_cupy:
+        if not x.is_cuda:
+            raise RuntimeError("OLIF backend 'cupy' needs a CUDA tensor; use backend='torch' on CPU")
+        from .cupy_kernels import olif_cupy
+
+        return olif_cupy(x, _as_param(tau, x), _as_param(vth, x), int(lif), int(dim))
+    return _OLIFTorch.apply(x, _as_param(tau, x), _as_param(vth, x), int(lif), int(dim))
+
+
+class OLIF(nn.Module):
+    """Orthogonal LIF layer with learnable one-element ``tau`` and ``Vth``.
+
+    Parameter names (``tau``, ``Vth``) follow the DehazeSNN release so that its
+    checkpoints load with ``strict=True``. ``lif=-1`` makes the layer the identity, as
+    there. ``fix_tau`` / ``fix_vth`` keep the value as a constant instead of a parameter.
+    """
+
+    def __init__(self, lif: int = 4, dim: int = 2, init_tau: float = 0.25, init_vth: float = 0.25,
+                 fix_tau: bool = False, fix_vth: bool = False, backend: str = "auto"):
+        super().__init__()
+        if dim not in (2, 3):
+            raise ValueError(f"OLIF dim must be 2 (along H) or 3 (along W), got {dim}")
+        self.lif, self.dim = int(lif), int(dim)
+        self.requested_backend = backend
+        if fix_tau:
+            self.register_buffer("tau", torch.tensor([float(init_tau)]), persistent=False)
+        else:
+            self.tau = nn.Parameter(torch.tensor([float(init_tau)]))
+        if fix_vth:
+            self.register_buffer("Vth", torch.tensor([float(init_vth)]), persistent=False)
+        else:
+            self.Vth = nn.Parameter(torch.tensor([float(init_vth)]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.lif == -1:
+            return x
+        return olif(x, self.tau, self.Vth, self.lif, self.dim, backend=self.requested_backend)
+
+    def extra_repr(self) -> str:
+        return f"lif={self.lif}, dim={self.dim}, backend={self.requested_backend}"
