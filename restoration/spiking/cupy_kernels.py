@@ -1,0 +1,191 @@
+"""CuPy RawKernels for the orthogonal LIF (forward and backward) on CUDA.
+
+One thread walks one group of ``lif`` pixels along the chosen axis, so the recurrence
+stays in registers and every element is read and written once. The tensor is seen as
+(outer, axis, inner): for ``dim=2`` outer = N*C, axis = H, inner = W; for ``dim=3``
+outer = N*C*H, axis = W, inner = 1. Only full groups go to the kernel; the trailing
+remainder (identity) is copied by torch.
+
+The kernels compute in float for float32 and in double for float64; float16 and
+bfloat16 inputs are computed in float32 and cast back (the recurrence is short, and
+one code path is easier to trust than three). The backward writes one partial sum of
+dL/dtau and dL/dvth per thread, summed by torch: deterministic, no atomics.
+
+The kernel text is plain C++ with a grid-stride loop, so ``tests/test_olif.py`` can
+also compile it for the host with the system C++ compiler and check its logic
+against the torch path on machines without a GPU (see :func:`host_prelude`).
+"""
+from __future__ import annotations
+
+import functools
+from string import Template
+
+import numpy as np
+import torch
+
+KERNEL_TEMPLATE = Template(r"""
+extern "C" __global__ void olif_forward_${T}(
+    const ${T}* __restrict__ x, const ${T}* __restrict__ tau_p, const ${T}* __restrict__ vth_p,
+    ${T}* __restrict__ y, ${T}* __restrict__ u_out, unsigned char* __restrict__ spike_out,
+    const long long n_threads, const int lif, const long long groups,
+    const long long axis_len, const long long inner, const int save_for_backward)
+{
+    const ${T} tau = tau_p[0];
+    const ${T} vth = vth_p[0];
+    for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < n_threads;
+         t += (long long)blockDim.x * gridDim.x) {
+        const long long i = t % inner;
+        const long long g = (t / inner) % groups;
+        const long long o = t / inner / groups;
+        const long long base = (o * axis_len + g * lif) * inner + i;
+        ${T} carried = 0;  // o_j: potential carried from the previous step of the group
+        for (int j = 0; j < lif; ++j) {
+            const long long k = base + (long long)j * inner;
+            const ${T} u = tau * carried + x[k];
+            const bool s = u > vth;
+            y[k] = s ? u : vth;
+            if (save_for_backward) {
+                u_out[k] = u;
+                spike_out[k] = s ? 1 : 0;
+            }
+            carried = s ? (${T})0 : u;
+        }
+    }
+}
+
+extern "C" __global__ void olif_backward_${T}(
+    const ${T}* __restrict__ grad_y, const ${T}* __restrict__ u_in,
+    const unsigned char* __restrict__ spike_in, const ${T}* __restrict__ tau_p,
+    ${T}* __restrict__ grad_x, ${T}* __restrict__ part_tau, ${T}* __restrict__ part_vth,
+    const long long n_threads, const int lif, const long long groups,
+    const long long axis_len, const long long inner)
+{
+    const ${T} tau = tau_p[0];
+    for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < n_threads;
+         t += (long long)blockDim.x * gridDim.x) {
+        const long long i = t % inner;
+        const long long g = (t / inner) % groups;
+        const long long o = t / inner / groups;
+        const long long base = (o * axis_len + g * lif) * inner + i;
+        ${T} adj = 0;  // a_{j+1} = dL/du_{j+1}; zero past the end of the group
+        ${T} d_tau = 0, d_vth = 0;
+        for (int j = lif - 1; j >= 0; --j) {
+            const long long k = base + (long long)j * inner;
+            const ${T} g_j = grad_y[k];
+            if (spike_in[k]) {
+                adj = g_j;  // o_{j+1} = 0: no tau term
+            } else {
+                d_tau += adj * u_in[k];  // o_{j+1} = u_j feeds u_{j+1} through tau
+                d_vth += g_j;
+                adj = tau * adj;
+            }
+            grad_x[k] = adj;
+        }
+        part_tau[t] = d_tau;
+        part_vth[t] = d_vth;
+    }
+}
+""")
+
+CUDA_THREADS = 256
+_CTYPES = {torch.float32: "float", torch.float64: "double"}
+
+
+def kernel_source(ctype: str) -> str:
+    """The CUDA C++ source of both kernels for element type ``ctype`` ('float' or 'double')."""
+    return KERNEL_TEMPLATE.substitute(T=ctype)
+
+
+def host_prelude() -> str:
+    """Definitions that let the kernel source compile as host C++ (one 'thread' loops)."""
+    return (
+        "struct olif_dim3 { unsigned int x; };\n"
+        "static const olif_dim3 blockIdx = {0}, threadIdx = {0}, blockDim = {1}, gridDim = {1};\n"
+        "#define __global__\n#define __restrict__ __restrict\n"
+    )
+
+
+def layout(shape, lif: int, dim: int):
+    """(n_threads, groups, axis_len, inner) of the kernel launch for an N,C,H,W shape."""
+    n, c, h, w = shape
+    if dim == 2:
+        outer, axis_len, inner = n * c, h, w
+    else:
+        outer, axis_len, inner = n * c * h, w, 1
+    groups = axis_len // lif
+    return outer * groups * inner, groups, axis_len, inner
+
+
+@functools.lru_cache(maxsize=None)
+def _kernels(ctype: str, device_index: int):
+    import cupy
+
+    with cupy.cuda.Device(device_index):
+        module = cupy.RawModule(code=kernel_source(ctype), options=("--std=c++14",))
+        return module.get_function(f"olif_forward_{ctype}"), module.get_function(f"olif_backward_{ctype}")
+
+
+def _launch(kernel, n_threads: int, device_index: int, args):
+    import cupy
+
+    blocks = max(1, min((n_threads + CUDA_THREADS - 1) // CUDA_THREADS, 65535 * 8))
+    stream = torch.cuda.current_stream(device_index).cuda_stream
+    with cupy.cuda.Device(device_index), cupy.cuda.ExternalStream(stream):
+        kernel((blocks,), (CUDA_THREADS,), args)
+
+
+class _OLIFCuPy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, tau, vth, lif: int, dim: int):
+        orig_dtype = x.dtype
+        work_dtype = x.dtype if x.dtype in _CTYPES else torch.float32
+        xw = x.detach().to(work_dtype).contiguous()
+        tau_w, vth_w = tau.detach().to(work_dtype).contiguous(), vth.detach().to(work_dtype).contiguous()
+        n_threads, groups, axis_len, inner = layout(xw.shape, lif, dim)
+        full = groups * lif
+        y = torch.empty_like(xw)
+        if axis_len > full:
+            y.narrow(dim, full, axis_len - full).copy_(xw.narrow(dim, full, axis_len - full))
+        save = any(ctx.needs_input_grad[:3])
+        u = torch.empty_like(xw) if save else xw  # dummies are never written when save is 0
+        spikes = torch.empty(xw.shape, dtype=torch.uint8, device=xw.device) if save else y
+        if n_threads:
+            fwd, _ = _kernels(_CTYPES[work_dtype], xw.device.index)
+            _launch(fwd, n_threads, xw.device.index,
+                    (xw.data_ptr(), tau_w.data_ptr(), vth_w.data_ptr(), y.data_ptr(), u.data_ptr(),
+                     spikes.data_ptr(), np.int64(n_threads), np.int32(lif), np.int64(groups),
+                     np.int64(axis_len), np.int64(inner), np.int32(1 if save else 0)))
+        if save:
+            ctx.save_for_backward(u, spikes, tau_w)
+        ctx.lif, ctx.dim, ctx.orig_dtype = lif, dim, orig_dtype
+        ctx.tau_dtype, ctx.vth_dtype = tau.dtype, vth.dtype
+        return y.to(orig_dtype)
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        u, spikes, tau_w = ctx.saved_tensors
+        lif, dim = ctx.lif, ctx.dim
+        g = grad_y.to(u.dtype).contiguous()
+        n_threads, groups, axis_len, inner = layout(u.shape, lif, dim)
+        full = groups * lif
+        grad_x = torch.empty_like(g)
+        if axis_len > full:
+            grad_x.narrow(dim, full, axis_len - full).copy_(g.narrow(dim, full, axis_len - full))
+        part_tau = torch.zeros(max(n_threads, 1), dtype=u.dtype, device=u.device)
+        part_vth = torch.zeros_like(part_tau)
+        if n_threads:
+            _, bwd = _kernels(_CTYPES[u.dtype], u.device.index)
+            _launch(bwd, n_threads, u.device.index,
+                    (g.data_ptr(), u.data_ptr(), spikes.data_ptr(), tau_w.data_ptr(), grad_x.data_ptr(),
+                     part_tau.data_ptr(), part_vth.data_ptr(), np.int64(n_threads), np.int32(lif),
+                     np.int64(groups), np.int64(axis_len), np.int64(inner)))
+        d_tau = part_tau.sum().reshape(1).to(ctx.tau_dtype)
+        d_vth = part_vth.sum().reshape(1).to(ctx.vth_dtype)
+        return grad_x.to(ctx.orig_dtype), d_tau, d_vth, None, None
+
+
+def olif_cupy(x: torch.Tensor, tau: torch.Tensor, vth: torch.Tensor, lif: int, dim: int) -> torch.Tensor:
+    """OLIF on CUDA through the CuPy kernels (``x`` N,C,H,W on a CUDA device)."""
+    if not x.is_cuda:
+        raise RuntimeError("olif_cupy needs a CUDA tensor; use olif(..., backend='torch') on CPU")
+    return _OLIFCuPy.apply(x, tau, vth, lif, dim)
