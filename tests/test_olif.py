@@ -277,11 +277,11 @@ def test_kernel_source_compiles_for_cuda(tmp_path):
 
 def test_threshold_is_strict_and_hand_computed_example():
     # u == vth does not spike (s = u > vth): output vth, potential carried on.
-    x = torch.tensor([0.25, 0.1, 0.3, 0.0, 1.0]).view(1, 1, 1, 5)
-    # lif=2 along W: groups (0.25, 0.1) (0.3, 0.0), remainder (1.0,)
-    # group 1: u0 = 0.25 (not > 0.25) -> y = 0.25, o = 0.25; u1 = 0.5*0.25 + 0.1 = 0.225 -> y = 0.25
+    x = torch.tensor([0.25, 0.2, 0.3, 0.0, 1.0]).view(1, 1, 1, 5)
+    # lif=2 along W: groups (0.25, 0.2) (0.3, 0.0), remainder (1.0,)
+    # group 1: u0 = 0.25 (not > 0.25) -> y = 0.25, o = 0.25; u1 = 0.5*0.25 + 0.2 = 0.325 -> spikes
     # group 2: u0 = 0.3 > 0.25 -> y = 0.3, o = 0; u1 = 0.0 -> y = 0.25; remainder 1.0 unchanged
     y = olif_torch(x, 0.5, 0.25, lif=2, dim=3)
-    torch.testing.assert_close(y.flatten(), torch.tensor([0.25, 0.25, 0.3, 0.25, 1.0]))
+    torch.testing.assert_close(y.flatten(), torch.tensor([0.25, 0.325, 0.3, 0.25, 1.0]))
     y_h = olif_torch(x.transpose(2, 3).contiguous(), 0.5, 0.25, lif=2, dim=2)
     torch.testing.assert_close(y_h.flatten(), y.flatten())
