@@ -192,75 +192,50 @@ def test_cupy_dtypes_close_to_torch(dtype):
 
 
 # --- The CuPy kernel source, checked without a GPU ------------------------------------
-# The kernels are plain C++ with a grid-stride loop: compiled for the host with one
-# "thread", they run the very code CUDA runs and can be compared with the torch path.
+# The kernels are plain C++ with a grid-stride loop. host_kernels compiles the very same
+# source for the CPU (OpenMP threads in place of CUDA blocks): comparing it with the
+# torch path checks the kernel logic on any machine with a C++ compiler.
 
-import ctypes  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 
-import numpy as np  # noqa: E402
-
-from restoration.spiking import cupy_kernels  # noqa: E402
+from restoration.spiking import cupy_kernels, host_kernels  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def host_kernels(tmp_path_factory):
-    cxx = shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
-    if cxx is None:
+def host_build(tmp_path_factory):
+    if not (shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")):
         pytest.skip("no host C++ compiler")
-    d = tmp_path_factory.mktemp("olif_host")
-    src = d / "olif_host.cpp"
-    src.write_text(cupy_kernels.host_prelude() + cupy_kernels.kernel_source("double"))
-    lib = d / "olif_host.so"
-    subprocess.run([cxx, "-O1", "-shared", "-fPIC", "-o", str(lib), str(src)], check=True)
-    return ctypes.CDLL(str(lib))
+    # build into a fresh directory, so the test compiles the current source
+    return host_kernels.build(tmp_path_factory.mktemp("olif_host"))
 
 
-def _ptr(a):
-    return a.ctypes.data_as(ctypes.c_void_p)
-
-
-def run_host_kernels(lib, x, tau, vth, lif, dim, g):
-    """Forward and backward through the host-compiled kernels; remainder as the wrapper does."""
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    n_threads, groups, axis_len, inner = cupy_kernels.layout(x.shape, lif, dim)
-    full = groups * lif
-    y, u = np.empty_like(x), np.empty_like(x)
-    spikes = np.zeros(x.shape, dtype=np.uint8)
-    tau_a, vth_a = np.array([tau]), np.array([vth])
-    idx = [slice(None)] * 4
-    idx[dim] = slice(full, None)
-    y[tuple(idx)] = x[tuple(idx)]
-    L = ctypes.c_longlong
-    lib.olif_forward_double(_ptr(x), _ptr(tau_a), _ptr(vth_a), _ptr(y), _ptr(u), _ptr(spikes),
-                            L(n_threads), ctypes.c_int(lif), L(groups), L(axis_len), L(inner), ctypes.c_int(1))
-    g = np.ascontiguousarray(g, dtype=np.float64)
-    dx = np.empty_like(x)
-    dx[tuple(idx)] = g[tuple(idx)]
-    pt, pv = np.zeros(max(n_threads, 1)), np.zeros(max(n_threads, 1))
-    lib.olif_backward_double(_ptr(g), _ptr(u), _ptr(spikes), _ptr(tau_a), _ptr(dx), _ptr(pt), _ptr(pv),
-                             L(n_threads), ctypes.c_int(lif), L(groups), L(axis_len), L(inner))
-    return y, dx, pt.sum(), pv.sum()
-
-
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("lif", [1, 2, 4, 7])
 @pytest.mark.parametrize("dim", [2, 3])
 @pytest.mark.parametrize("shape", [(2, 3, 9, 11), (1, 2, 16, 5), (1, 1, 3, 3)])
-def test_kernel_source_matches_torch_on_host(host_kernels, lif, dim, shape):
+def test_kernel_source_matches_torch_on_host(host_build, monkeypatch, threads, lif, dim, shape):
+    import ctypes
+
+    monkeypatch.setattr(host_kernels, "_library", lambda: ctypes.CDLL(str(host_build)))
     gen = torch.Generator().manual_seed(lif * 7 + dim)
     x = torch.randn(shape, generator=gen, dtype=torch.float64)
     g = torch.randn(shape, generator=gen, dtype=torch.float64)
-    y, dx, dtau, dvth = run_host_kernels(host_kernels, x.numpy(), 0.6, 0.2, lif, dim, g.numpy())
-    xx = x.clone().requires_grad_(True)
-    tau = torch.tensor([0.6], dtype=torch.float64, requires_grad=True)
-    vth = torch.tensor([0.2], dtype=torch.float64, requires_grad=True)
-    y_ref = olif_torch(xx, tau, vth, lif, dim)
-    (y_ref * g).sum().backward()
-    np.testing.assert_allclose(y, y_ref.detach().numpy(), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(dx, xx.grad.numpy(), rtol=1e-12, atol=1e-12)
-    assert dtau == pytest.approx(tau.grad.item(), rel=1e-9, abs=1e-9)
-    assert dvth == pytest.approx(vth.grad.item(), rel=1e-9, abs=1e-9)
+    grads = {}
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for name, fn in (("torch", olif_torch), ("host", host_kernels.olif_host)):
+            xx = x.clone().requires_grad_(True)
+            tau = torch.tensor([0.6], dtype=torch.float64, requires_grad=True)
+            vth = torch.tensor([0.2], dtype=torch.float64, requires_grad=True)
+            y = fn(xx, tau, vth, lif, dim)
+            (y * g).sum().backward()
+            grads[name] = (y, xx.grad, tau.grad, vth.grad)
+    finally:
+        torch.set_num_threads(old)
+    for a, b in zip(grads["torch"], grads["host"]):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
 def test_kernel_source_compiles_for_cuda(tmp_path):
@@ -273,15 +248,3 @@ def test_kernel_source_compiles_for_cuda(tmp_path):
         out = subprocess.run([nvcc, "--ptx", "-o", str(tmp_path / f"olif_{ctype}.ptx"), str(src)],
                              capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
-
-
-def test_threshold_is_strict_and_hand_computed_example():
-    # u == vth does not spike (s = u > vth): output vth, potential carried on.
-    x = torch.tensor([0.25, 0.2, 0.3, 0.0, 1.0]).view(1, 1, 1, 5)
-    # lif=2 along W: groups (0.25, 0.2) (0.3, 0.0), remainder (1.0,)
-    # group 1: u0 = 0.25 (not > 0.25) -> y = 0.25, o = 0.25; u1 = 0.5*0.25 + 0.2 = 0.325 -> spikes
-    # group 2: u0 = 0.3 > 0.25 -> y = 0.3, o = 0; u1 = 0.0 -> y = 0.25; remainder 1.0 unchanged
-    y = olif_torch(x, 0.5, 0.25, lif=2, dim=3)
-    torch.testing.assert_close(y.flatten(), torch.tensor([0.25, 0.325, 0.3, 0.25, 1.0]))
-    y_h = olif_torch(x.transpose(2, 3).contiguous(), 0.5, 0.25, lif=2, dim=2)
-    torch.testing.assert_close(y_h.flatten(), y.flatten())

@@ -11,9 +11,10 @@ bfloat16 inputs are computed in float32 and cast back (the recurrence is short, 
 one code path is easier to trust than three). The backward writes one partial sum of
 dL/dtau and dL/dvth per thread, summed by torch: deterministic, no atomics.
 
-The kernel text is plain C++ with a grid-stride loop, so ``tests/test_olif.py`` can
-also compile it for the host with the system C++ compiler and check its logic
-against the torch path on machines without a GPU (see :func:`host_prelude`).
+The kernel text is plain C++ with a grid-stride loop over the thread range
+[t_begin, t_end), so the same source also compiles for the CPU (``host_kernels.py``,
+where each OpenMP thread takes one contiguous chunk of the range), and
+``tests/test_olif.py`` checks it against the torch path on machines without a GPU.
 """
 from __future__ import annotations
 
@@ -27,12 +28,12 @@ KERNEL_TEMPLATE = Template(r"""
 extern "C" __global__ void olif_forward_${T}(
     const ${T}* __restrict__ x, const ${T}* __restrict__ tau_p, const ${T}* __restrict__ vth_p,
     ${T}* __restrict__ y, ${T}* __restrict__ u_out, unsigned char* __restrict__ spike_out,
-    const long long n_threads, const int lif, const long long groups,
+    const long long t_begin, const long long t_end, const int lif, const long long groups,
     const long long axis_len, const long long inner, const int save_for_backward)
 {
     const ${T} tau = tau_p[0];
     const ${T} vth = vth_p[0];
-    for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < n_threads;
+    for (long long t = t_begin + (long long)blockIdx.x * blockDim.x + threadIdx.x; t < t_end;
          t += (long long)blockDim.x * gridDim.x) {
         const long long i = t % inner;
         const long long g = (t / inner) % groups;
@@ -57,11 +58,11 @@ extern "C" __global__ void olif_backward_${T}(
     const ${T}* __restrict__ grad_y, const ${T}* __restrict__ u_in,
     const unsigned char* __restrict__ spike_in, const ${T}* __restrict__ tau_p,
     ${T}* __restrict__ grad_x, ${T}* __restrict__ part_tau, ${T}* __restrict__ part_vth,
-    const long long n_threads, const int lif, const long long groups,
+    const long long t_begin, const long long t_end, const int lif, const long long groups,
     const long long axis_len, const long long inner)
 {
     const ${T} tau = tau_p[0];
-    for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < n_threads;
+    for (long long t = t_begin + (long long)blockIdx.x * blockDim.x + threadIdx.x; t < t_end;
          t += (long long)blockDim.x * gridDim.x) {
         const long long i = t % inner;
         const long long g = (t / inner) % groups;
@@ -94,15 +95,6 @@ _CTYPES = {torch.float32: "float", torch.float64: "double"}
 def kernel_source(ctype: str) -> str:
     """The CUDA C++ source of both kernels for element type ``ctype`` ('float' or 'double')."""
     return KERNEL_TEMPLATE.substitute(T=ctype)
-
-
-def host_prelude() -> str:
-    """Definitions that let the kernel source compile as host C++ (one 'thread' loops)."""
-    return (
-        "struct olif_dim3 { unsigned int x; };\n"
-        "static const olif_dim3 blockIdx = {0}, threadIdx = {0}, blockDim = {1}, gridDim = {1};\n"
-        "#define __global__\n#define __restrict__ __restrict\n"
-    )
 
 
 def layout(shape, lif: int, dim: int):
@@ -153,7 +145,7 @@ class _OLIFCuPy(torch.autograd.Function):
             fwd, _ = _kernels(_CTYPES[work_dtype], xw.device.index)
             _launch(fwd, n_threads, xw.device.index,
                     (xw.data_ptr(), tau_w.data_ptr(), vth_w.data_ptr(), y.data_ptr(), u.data_ptr(),
-                     spikes.data_ptr(), np.int64(n_threads), np.int32(lif), np.int64(groups),
+                     spikes.data_ptr(), np.int64(0), np.int64(n_threads), np.int32(lif), np.int64(groups),
                      np.int64(axis_len), np.int64(inner), np.int32(1 if save else 0)))
         if save:
             ctx.save_for_backward(u, spikes, tau_w)
@@ -177,7 +169,7 @@ class _OLIFCuPy(torch.autograd.Function):
             _, bwd = _kernels(_CTYPES[u.dtype], u.device.index)
             _launch(bwd, n_threads, u.device.index,
                     (g.data_ptr(), u.data_ptr(), spikes.data_ptr(), tau_w.data_ptr(), grad_x.data_ptr(),
-                     part_tau.data_ptr(), part_vth.data_ptr(), np.int64(n_threads), np.int32(lif),
+                     part_tau.data_ptr(), part_vth.data_ptr(), np.int64(0), np.int64(n_threads), np.int32(lif),
                      np.int64(groups), np.int64(axis_len), np.int64(inner)))
         d_tau = part_tau.sum().reshape(1).to(ctx.tau_dtype)
         d_vth = part_vth.sum().reshape(1).to(ctx.vth_dtype)

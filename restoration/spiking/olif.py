@@ -20,9 +20,11 @@ so with g_j = dL/dy_j and the adjoint a_j = dL/du_j::
     dL/dvth   = sum over non-spiking j of g_j
     dL/dtau   = sum_j a_j * o_j
 
-Two implementations: :class:`_OLIFTorch`, vectorised over pixels with a loop over the
-``lif`` steps only (any device, any float dtype), and the CuPy kernels of
-``cupy_kernels.py`` on CUDA. ``tests/test_olif.py`` holds a per-element reference loop
+Implementations: :class:`_OLIFTorch`, vectorised over pixels with a loop over the
+``lif`` steps only (any device, any float dtype: the portable path used on CPU), and
+the CuPy kernels of ``cupy_kernels.py`` on CUDA. ``host_kernels.py`` compiles the
+same kernel source for the CPU so that tests check the kernel logic without a GPU;
+it is not dispatched to, as it measured slower than the torch path (docs/BENCHMARKS.md). ``tests/test_olif.py`` holds a per-element reference loop
 and compares all of them.
 """
 from __future__ import annotations
@@ -52,12 +54,18 @@ def _grouped(t: torch.Tensor, axis: int, lif: int) -> torch.Tensor:
 
 
 class _OLIFTorch(torch.autograd.Function):
-    """Portable OLIF: loops over the ``lif`` steps, each step a whole-tensor op."""
+    """Portable OLIF: loops over the ``lif`` steps, each step a few whole-tensor ops.
+
+    Written with float arithmetic only: on CPU, ``torch.where``/``masked_fill`` with a
+    bool mask run an order of magnitude slower than a multiply. The spike indicator is
+    s = sign(max(u, vth) - vth), i.e. 1 exactly where u > vth, and y = max(u, vth)
+    is the output (u where it spikes, vth elsewhere).
+    """
 
     @staticmethod
     def forward(ctx, x, tau, vth, lif: int, dim: int):
         x = x.contiguous()
-        tau_c, vth_c = tau.to(x.dtype), vth.to(x.dtype)
+        tau_f, vth_f = float(tau), float(vth)
         y = torch.empty_like(x)
         n_full = (x.shape[dim] // lif) * lif
         rest = x.shape[dim] - n_full
@@ -70,15 +78,19 @@ class _OLIFTorch(torch.autograd.Function):
             xs, ys = _grouped(x, dim, lif), _grouped(y, dim, lif)
             us = _grouped(u_all, dim, lif) if need_grad else None
             step = dim + 1  # the axis of the position inside a group
-            o = None
+            carried = None  # o_j
             for j in range(lif):
-                x_j = xs.select(step, j)
-                u = x_j.clone() if o is None else o.mul_(tau_c).add_(x_j)
-                s = u > vth_c
-                torch.where(s, u, vth_c, out=ys.select(step, j))
+                x_j, y_j = xs.select(step, j), ys.select(step, j)
+                if carried is None:
+                    u = x_j.clone()
+                else:
+                    u = carried.mul_(tau_f).add_(x_j)
+                torch.clamp_min(u, vth_f, out=y_j)
                 if us is not None:
                     us.select(step, j).copy_(u)
-                o = u.masked_fill_(s, 0)
+                if j + 1 < lif:
+                    spike = torch.sub(y_j, vth_f).sign_()
+                    carried = u.addcmul_(u, spike, value=-1.0)  # u * (1 - s)
         if need_grad:
             ctx.save_for_backward(u_all, tau, vth)
         ctx.lif, ctx.dim, ctx.n_full = lif, dim, n_full
@@ -88,32 +100,36 @@ class _OLIFTorch(torch.autograd.Function):
     def backward(ctx, grad_y):
         u_all, tau, vth = ctx.saved_tensors
         lif, dim, n_full = ctx.lif, ctx.dim, ctx.n_full
+        tau_f, vth_f = float(tau), float(vth)
         grad_y = grad_y.contiguous()
-        tau_c, vth_c = tau.to(u_all.dtype), vth.to(u_all.dtype)
         grad_x = torch.empty_like(grad_y)
         rest = grad_y.shape[dim] - n_full
         if rest:
             grad_x.narrow(dim, n_full, rest).copy_(grad_y.narrow(dim, n_full, rest))
-        # Accumulate in float32 at least: a sum over millions of half values drifts.
-        acc_dtype = torch.promote_types(u_all.dtype, torch.float32)
-        d_tau = torch.zeros((), dtype=acc_dtype, device=grad_y.device)
-        d_vth = torch.zeros((), dtype=acc_dtype, device=grad_y.device)
+        # Sums of half values drift: reduce those in float32 (torch's CPU sum is a cascade
+        # sum, accurate for float32), and add the per-step results up in float64.
+        acc = torch.float32 if grad_y.dtype in (torch.float16, torch.bfloat16) else grad_y.dtype
+        d_tau = torch.zeros((), dtype=torch.float64, device=grad_y.device)
+        d_vth = torch.zeros((), dtype=torch.float64, device=grad_y.device)
         if n_full:
             gs, us, dxs = _grouped(grad_y, dim, lif), _grouped(u_all, dim, lif), _grouped(grad_x, dim, lif)
             step = dim + 1
-            a = None  # adjoint dL/du_{j+1}
+            adj = None  # a_{j+1} = dL/du_{j+1}
             for j in reversed(range(lif)):
-                g_j, u_j = gs.select(step, j), us.select(step, j)
-                s = u_j > vth_c
-                quiet_g = g_j.masked_fill(s, 0)  # g on non-spiking positions
-                d_vth += quiet_g.sum(dtype=acc_dtype)
-                if a is None:
-                    a = g_j - quiet_g  # = s * g
+                g_j, u_j, dx_j = gs.select(step, j), us.select(step, j), dxs.select(step, j)
+                spike = torch.sub(u_j, vth_f).clamp_min_(0).sign_()
+                g_spiking = g_j * spike
+                d_vth += g_j.sum(dtype=acc) - g_spiking.sum(dtype=acc)
+                if adj is None:
+                    dx_j.copy_(g_spiking)
                 else:
-                    # o_{j+1} = u_j where not spiking: dtau += a_{j+1} * o_{j+1}
-                    d_tau += torch.where(s, 0, a * u_j).sum(dtype=acc_dtype)
-                    a = torch.where(s, g_j, a * tau_c)
-                dxs.select(step, j).copy_(a)
+                    # o_{j+1} = u_j * (1 - s_j) feeds u_{j+1}: dtau += a_{j+1} * o_{j+1}
+                    a_u = adj * u_j
+                    d_tau += a_u.sum(dtype=acc) - (a_u * spike).sum(dtype=acc)
+                    # a_j = s*g + (1 - s)*tau*a_{j+1}
+                    carried = adj.mul_(tau_f)
+                    torch.add(carried, g_spiking - carried * spike, out=dx_j)
+                adj = dx_j.clone() if j else None
         d_tau = d_tau.to(tau.dtype).reshape(tau.shape)
         d_vth = d_vth.to(vth.dtype).reshape(vth.shape)
         return grad_x, d_tau, d_vth, None, None
@@ -139,19 +155,20 @@ def olif(x: torch.Tensor, tau: Number, vth: Number, lif: int = 4, dim: int = 2,
     """Functional orthogonal LIF on an ``N,C,H,W`` tensor; see the module docstring.
 
     ``backend='auto'`` uses the CuPy kernels for CUDA tensors when cupy is usable and
-    the torch path otherwise.
+    the torch path otherwise; ``'torch'`` and ``'cupy'`` force one.
     """
     _check(x, lif, dim)
     if backend not in BACKENDS:
         raise ValueError(f"unknown OLIF backend {backend!r}; choose one of {BACKENDS}")
+    tau, vth, lif, dim = _as_param(tau, x), _as_param(vth, x), int(lif), int(dim)
     use_cupy = backend == "cupy" or (backend == "auto" and x.is_cuda and cupy_available())
     if use_cupy:
         if not x.is_cuda:
             raise RuntimeError("OLIF backend 'cupy' needs a CUDA tensor; use backend='torch' on CPU")
         from .cupy_kernels import olif_cupy
 
-        return olif_cupy(x, _as_param(tau, x), _as_param(vth, x), int(lif), int(dim))
-    return _OLIFTorch.apply(x, _as_param(tau, x), _as_param(vth, x), int(lif), int(dim))
+        return olif_cupy(x, tau, vth, lif, dim)
+    return _OLIFTorch.apply(x, tau, vth, lif, dim)
 
 
 class OLIF(nn.Module):

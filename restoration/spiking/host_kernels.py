@@ -1,0 +1,188 @@
+"""The OLIF CUDA kernel source, compiled for the CPU, so its logic is tested without a GPU.
+
+``cupy_kernels.KERNEL_TEMPLATE`` is plain C++ with a grid-stride loop. With a small
+prelude (``blockIdx``/``threadIdx``/... as per-thread variables) the same text compiles
+with the system C++ compiler into a shared library, loaded through ctypes: one source,
+two targets, and the test that checks one checks both. OpenMP threads take the place
+of CUDA blocks: thread k of K runs the kernel's loop over the k-th contiguous chunk of
+the range; each "CUDA thread" owns one whole group of ``lif`` pixels, so no two
+threads write the same element.
+
+It is not a dispatch target: on the 2-core AMD EPYC of docs/BENCHMARKS.md it ran
+slower than the torch path (the one-thread-per-group layout that coalesces on a GPU
+walks memory badly on a CPU). ``tools/bench_spiking.py`` still reports it.
+
+The library is built once per kernel-source hash into
+``~/.cache/snn-restoration/kernels`` (``SNN_RESTORATION_CACHE`` overrides), written to
+a temporary name and renamed. Where no compiler is found or the build fails,
+:func:`available` is False and the tests that need it are skipped.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from .cupy_kernels import KERNEL_TEMPLATE, layout
+
+HOST_PRELUDE = r"""
+#include <omp.h>
+struct olif_dim3 { unsigned int x; };
+static const olif_dim3 blockIdx = {0}, gridDim = {1}, threadIdx = {0}, blockDim = {1};
+#define __global__
+#define __restrict__ __restrict
+"""
+
+# Host entry points: each OpenMP thread runs the kernel's loop over one contiguous
+# chunk of the thread range (interleaved chunks would write neighbouring elements
+# from different cores and thrash the cache lines).
+HOST_DRIVERS = r"""
+#define OLIF_CHUNK(n, k, K) ((n) * (long long)(k) / (K))
+#define OLIF_DRIVERS(T)                                                                   \
+extern "C" void olif_forward_host_##T(const T* x, const T* tau, const T* vth, T* y, T* u,   \
+    unsigned char* s, long long n, int lif, long long groups, long long axis_len,           \
+    long long inner, int save, int n_threads_omp) {                                          \
+    _Pragma("omp parallel num_threads(n_threads_omp)")                                      \
+    {                                                                                        \
+        const int k = omp_get_thread_num(), K = omp_get_num_threads();                       \
+        olif_forward_##T(x, tau, vth, y, u, s, OLIF_CHUNK(n, k, K), OLIF_CHUNK(n, k + 1, K),  \
+                         lif, groups, axis_len, inner, save);                                \
+    }                                                                                        \
+}                                                                                            \
+extern "C" void olif_backward_host_##T(const T* g, const T* u, const unsigned char* s,     \
+    const T* tau, T* gx, T* pt, T* pv, long long n, int lif, long long groups,              \
+    long long axis_len, long long inner, int n_threads_omp) {                               \
+    _Pragma("omp parallel num_threads(n_threads_omp)")                                      \
+    {                                                                                        \
+        const int k = omp_get_thread_num(), K = omp_get_num_threads();                       \
+        olif_backward_##T(g, u, s, tau, gx, pt, pv, OLIF_CHUNK(n, k, K),                     \
+                          OLIF_CHUNK(n, k + 1, K), lif, groups, axis_len, inner);            \
+    }                                                                                        \
+}
+OLIF_DRIVERS(float)
+OLIF_DRIVERS(double)
+"""
+
+_CTYPES = {torch.float32: "float", torch.float64: "double"}
+
+
+def host_source() -> str:
+    return (HOST_PRELUDE + KERNEL_TEMPLATE.substitute(T="float") + KERNEL_TEMPLATE.substitute(T="double")
+            + HOST_DRIVERS)
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("SNN_RESTORATION_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
+                                                                   "snn-restoration")
+    return Path(root) / "kernels"
+
+
+def build(out_dir: Optional[Path] = None) -> Path:
+    """Compile the host library (if not cached) and return its path; raises on failure."""
+    src = host_source()
+    digest = hashlib.sha256(src.encode()).hexdigest()[:16]
+    out_dir = Path(out_dir) if out_dir else _cache_dir()
+    lib = out_dir / f"olif_host_{digest}.so"
+    if lib.exists():
+        return lib
+    cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
+    if cxx is None:
+        raise RuntimeError("no C++ compiler found (set CXX or install g++)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+        src_path = Path(tmp) / "olif_host.cpp"
+        src_path.write_text(src)
+        tmp_lib = Path(tmp) / lib.name
+        cmd = [cxx, "-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-o", str(tmp_lib), str(src_path)]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"building the OLIF host kernels failed:\n{' '.join(cmd)}\n{done.stderr[-2000:]}")
+        os.replace(tmp_lib, lib)  # atomic: a concurrent build ends with one whole file
+    return lib
+
+
+@functools.lru_cache(maxsize=None)
+def _library() -> Optional[ctypes.CDLL]:
+    if os.environ.get("SNN_RESTORATION_NO_HOST_KERNELS"):
+        return None
+    try:
+        return ctypes.CDLL(str(build()))
+    except Exception as e:  # noqa: BLE001 - fall back to the torch path, once, loudly
+        warnings.warn(f"OLIF: CPU fast path unavailable, using the torch path ({e})", stacklevel=3)
+        return None
+
+
+def available() -> bool:
+    return _library() is not None
+
+
+def _ptr(t: torch.Tensor):
+    return ctypes.c_void_p(t.data_ptr())
+
+
+class _OLIFHost(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, tau, vth, lif: int, dim: int):
+        lib = _library()
+        orig_dtype = x.dtype
+        work = x.dtype if x.dtype in _CTYPES else torch.float32
+        ctype = _CTYPES[work]
+        xw = x.detach().to(work).contiguous()
+        tau_w, vth_w = tau.detach().to(work).contiguous(), vth.detach().to(work).contiguous()
+        n, groups, axis_len, inner = layout(xw.shape, lif, dim)
+        full = groups * lif
+        y = torch.empty_like(xw)
+        if axis_len > full:
+            y.narrow(dim, full, axis_len - full).copy_(xw.narrow(dim, full, axis_len - full))
+        save = any(ctx.needs_input_grad[:3])
+        u = torch.empty_like(xw) if save else xw
+        spikes = torch.empty(xw.shape, dtype=torch.uint8) if save else y
+        if n:
+            L = ctypes.c_longlong
+            getattr(lib, f"olif_forward_host_{ctype}")(
+                _ptr(xw), _ptr(tau_w), _ptr(vth_w), _ptr(y), _ptr(u), _ptr(spikes), L(n), ctypes.c_int(lif),
+                L(groups), L(axis_len), L(inner), ctypes.c_int(int(save)), ctypes.c_int(torch.get_num_threads()))
+        if save:
+            ctx.save_for_backward(u, spikes, tau_w)
+        ctx.lif, ctx.dim, ctx.orig_dtype = lif, dim, orig_dtype
+        ctx.tau_dtype, ctx.vth_dtype = tau.dtype, vth.dtype
+        return y.to(orig_dtype)
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        lib = _library()
+        u, spikes, tau_w = ctx.saved_tensors
+        lif, dim = ctx.lif, ctx.dim
+        ctype = _CTYPES[u.dtype]
+        g = grad_y.to(u.dtype).contiguous()
+        n, groups, axis_len, inner = layout(u.shape, lif, dim)
+        full = groups * lif
+        grad_x = torch.empty_like(g)
+        if axis_len > full:
+            grad_x.narrow(dim, full, axis_len - full).copy_(g.narrow(dim, full, axis_len - full))
+        part_tau = torch.zeros(max(n, 1), dtype=u.dtype)
+        part_vth = torch.zeros_like(part_tau)
+        if n:
+            L = ctypes.c_longlong
+            getattr(lib, f"olif_backward_host_{ctype}")(
+                _ptr(g), _ptr(u), _ptr(spikes), _ptr(tau_w), _ptr(grad_x), _ptr(part_tau), _ptr(part_vth), L(n),
+                ctypes.c_int(lif), L(groups), L(axis_len), L(inner), ctypes.c_int(torch.get_num_threads()))
+        d_tau = part_tau.sum(dtype=torch.float64).reshape(1).to(ctx.tau_dtype)
+        d_vth = part_vth.sum(dtype=torch.float64).reshape(1).to(ctx.vth_dtype)
+        return grad_x.to(ctx.orig_dtype), d_tau, d_vth, None, None
+
+
+def olif_host(x: torch.Tensor, tau: torch.Tensor, vth: torch.Tensor, lif: int, dim: int) -> torch.Tensor:
+    """OLIF on CPU through the host-compiled kernels (call :func:`available` first)."""
+    if x.device.type != "cpu":
+        raise RuntimeError("olif_host needs a CPU tensor")
+    return _OLIFHost.apply(x, tau, vth, lif, dim)
