@@ -26,6 +26,13 @@ from importlib import metadata
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
 
+class UnknownNameError(KeyError):
+    """An unknown registry name; the message lists what is registered."""
+
+    def __str__(self) -> str:  # KeyError would show the repr, newlines escaped
+        return str(self.args[0])
+
+
 class Registry:
     """A mapping from lower-snake-case names to objects (classes or factories)."""
 
@@ -88,7 +95,7 @@ class Registry:
             close = difflib.get_close_matches(name, known, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             broken = "".join(f"\n  {m} failed to import: {err}" for m, err in self._failed.items())
-            raise KeyError(f"unknown {self.kind} {name!r}.{hint} Registered {self.kind}s: "
+            raise UnknownNameError(f"unknown {self.kind} {name!r}.{hint} Registered {self.kind}s: "
                            f"{', '.join(known) or '(none)'}{broken}")
         return self._items[name]
 
