@@ -90,8 +90,8 @@ def test_forward_backward_64(name):
     for pname, p in model.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), pname
     if name == "dehazesnn_s":  # the neurons' tau and Vth learn
-        assert any(float(p.grad.abs()) > 0 for n, p in model.named_parameters() if n.endswith(".tau"))
-        assert any(float(p.grad.abs()) > 0 for n, p in model.named_parameters() if n.endswith(".Vth"))
+        assert any(p.grad.abs().item() > 0 for n, p in model.named_parameters() if n.endswith(".tau"))
+        assert any(p.grad.abs().item() > 0 for n, p in model.named_parameters() if n.endswith(".Vth"))
     if name == "aecrnet":  # offsets start at zero but do get a gradient
         assert model.dcn_block.dcn.conv_offset_mask.weight.grad.abs().sum() > 0
 
@@ -115,8 +115,8 @@ def test_repeated_forwards_are_identical():
 
 def test_aecrnet_mix_and_output_range():
     model = build_model("aecrnet")
-    assert float(torch.sigmoid(model.mix1.w)) == pytest.approx(1 / (1 + math.e))
-    assert float(torch.sigmoid(model.mix2.w)) == pytest.approx(1 / (1 + math.exp(0.6)))
+    assert torch.sigmoid(model.mix1.w).item() == pytest.approx(1 / (1 + math.e))
+    assert torch.sigmoid(model.mix2.w).item() == pytest.approx(1 / (1 + math.exp(0.6)))
     with torch.no_grad():
         y = model(torch.rand(1, 3, 16, 16) * 50)
     assert y.abs().max() <= 1  # Tanh
@@ -262,8 +262,9 @@ def deform_conv_loop(x, offset, mask, weight, bias, stride, padding, dilation):
                             px = xo * stride[1] - padding[1] + j * dilation[1] + offset[b, gi * 2 * k + 2 * tap + 1,
                                                                                         yo, xo]
                             val = torch.zeros(cg, dtype=x.dtype)
-                            if -1 < float(py) < h and -1 < float(px) < w:
-                                y0, x0 = math.floor(float(py)), math.floor(float(px))
+                            fy, fx = py.item(), px.item()
+                            if -1 < fy < h and -1 < fx < w:
+                                y0, x0 = math.floor(fy), math.floor(fx)
                                 ly, lx = py - y0, px - x0
                                 for yy, xx, wgt in ((y0, x0, (1 - ly) * (1 - lx)), (y0, x0 + 1, (1 - ly) * lx),
                                                     (y0 + 1, x0, ly * (1 - lx)), (y0 + 1, x0 + 1, ly * lx)):
