@@ -1,0 +1,89 @@
+"""What the paired-image and stereo datasets share: a list of file pairs, validated up front.
+
+A subclass finds its pairs (names and existence only, which is cheap) and hands them,
+with any problems it found, to ``FilePairDataset._finish``. That raises one error listing
+every problem, or with ``skip_bad=True`` drops the bad pairs and warns once with the list.
+``verify`` opens every file once more (``'header'``: sizes only; ``True``/``'full'``: decode
+every pixel, which also finds truncated files); it defaults to ``'full'`` when
+``skip_bad=True`` so that a bad file is skipped before training rather than failing in a
+DataLoader worker.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Sequence, Tuple, Union
+
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from .images import DataError, check_files, list_problems, warn_skipped
+
+logger = logging.getLogger("restoration.data")
+
+MODES = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class FilePair:
+    """Two files that belong together (degraded + clean, or left + right) and the item name."""
+    first: Path
+    second: Path
+    name: str
+
+
+def check_choice(what: str, value, allowed: Sequence) -> None:
+    if value not in allowed:
+        raise DataError(f"unknown {what} {value!r}; expected one of {', '.join(map(repr, allowed))}")
+
+
+class FilePairDataset(Dataset):
+    """Base class: ``self.pairs`` (list of FilePair), validated and optionally verified."""
+
+    #: what the two files of a pair are called in messages, e.g. ("input", "target")
+    labels: Tuple[str, str] = ("first", "second")
+
+    pairs: List[FilePair]
+    skipped: List[str]
+    layout: str
+    description: str
+
+    def _finish(self, pairs: List[FilePair], problems: List[str], where: str, layout: str,
+                description: str, skip_bad: bool, verify: Union[bool, str, None]) -> None:
+        self.layout, self.description = layout, description
+        self.skipped = []
+        if problems:
+            self._reject(problems, where, layout, skip_bad)
+        if verify is None:
+            verify = "full" if skip_bad else False
+        check_choice("verify", verify, (False, True, "header", "full"))
+        if verify and pairs:
+            bad, good = [], []
+            for p in tqdm(pairs, desc=f"checking {where}", leave=False, disable=len(pairs) < 500):
+                found = check_files([p.first, p.second], self.labels, full=verify != "header")
+                (bad.extend(found) if found else good.append(p))
+            if bad:
+                self._reject(bad, where, layout, skip_bad)
+            pairs = good
+        if not pairs:
+            raise DataError(f"no usable {self.labels[0]}/{self.labels[1]} pairs in {where} (layout "
+                            f"{layout}); every pair was skipped as bad:\n{list_problems(self.skipped)}")
+        self.pairs = pairs
+        logger.info("%r", self)
+
+    def _reject(self, problems: List[str], where: str, layout: str, skip_bad: bool) -> None:
+        if not skip_bad:
+            raise DataError(f"{len(problems)} problem(s) with {where} (layout {layout}):\n"
+                            f"{list_problems(problems)}\nFix or remove these files, or pass "
+                            f"skip_bad=True to skip them (a warning lists what was skipped).")
+        warn_skipped(f"{type(self).__name__}({where})", problems)
+        self.skipped.extend(problems)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __repr__(self) -> str:
+        extra = f", skipped {len(self.skipped)} bad" if getattr(self, "skipped", None) else ""
+        return (f"{type(self).__name__}({self.description}; {len(self.pairs)} pairs, "
+                f"mode={getattr(self, 'mode', '?')}{extra})")
