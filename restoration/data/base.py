@@ -53,32 +53,33 @@ class FilePairDataset(Dataset):
                 description: str, skip_bad: bool, verify: Union[bool, str, None]) -> None:
         self.layout, self.description = layout, description
         self.skipped = []
-        if problems:
-            self._reject(problems, where, layout, skip_bad)
+        if problems and not skip_bad:
+            self._raise(problems, where, layout)
         if verify is None:
             verify = "full" if skip_bad else False
         check_choice("verify", verify, (False, True, "header", "full"))
+        bad: List[str] = []
         if verify and pairs:
-            bad, good = [], []
+            good = []
             for p in tqdm(pairs, desc=f"checking {where}", leave=False, disable=len(pairs) < 500):
                 found = check_files([p.first, p.second], self.labels, full=verify != "header")
                 (bad.extend(found) if found else good.append(p))
-            if bad:
-                self._reject(bad, where, layout, skip_bad)
+            if bad and not skip_bad:
+                self._raise(bad, where, layout)
             pairs = good
+        if skip_bad and (problems or bad):
+            self.skipped = problems + bad
+            warn_skipped(f"{type(self).__name__}({where})", self.skipped)  # one warning, whole list
         if not pairs:
             raise DataError(f"no usable {self.labels[0]}/{self.labels[1]} pairs in {where} (layout "
                             f"{layout}); every pair was skipped as bad:\n{list_problems(self.skipped)}")
         self.pairs = pairs
         logger.info("%r", self)
 
-    def _reject(self, problems: List[str], where: str, layout: str, skip_bad: bool) -> None:
-        if not skip_bad:
-            raise DataError(f"{len(problems)} problem(s) with {where} (layout {layout}):\n"
-                            f"{list_problems(problems)}\nFix or remove these files, or pass "
-                            f"skip_bad=True to skip them (a warning lists what was skipped).")
-        warn_skipped(f"{type(self).__name__}({where})", problems)
-        self.skipped.extend(problems)
+    def _raise(self, problems: List[str], where: str, layout: str) -> None:
+        raise DataError(f"{len(problems)} problem(s) with {where} (layout {layout}):\n"
+                        f"{list_problems(problems)}\nFix or remove these files, or pass "
+                        f"skip_bad=True to skip them (a warning lists what was skipped).")
 
     def __len__(self) -> int:
         return len(self.pairs)
