@@ -1,6 +1,5 @@
 """Stereo reader: KITTI, left/right folders, InStereo2K, DHF-JSCC path lists; transforms."""
 import random
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +97,8 @@ def test_missing_partner_folder_and_empty(tmp_path):
         StereoDataset(tmp_path, "train")
     with pytest.raises(MissingDataError, match=r"missing folder .*testing|missing folder .*test"):
         StereoDataset(tmp_path, "test", layout="kitti")
+    with pytest.raises(MissingDataError, match=r"missing folder .*valid.*contains: train/"):
+        StereoDataset(tmp_path, "valid")
     (tmp_path / "e" / "left").mkdir(parents=True)
     (tmp_path / "e" / "right").mkdir(parents=True)
     with pytest.raises(DataError, match=r"empty split"):

@@ -172,10 +172,13 @@ def detect_layout(root: Path, split: Optional[str]) -> str:
     if split and ((root / f"{split}.txt").is_file() or list(root.glob(f"*_{split}.txt"))
                   or list(root.glob(f"data_paths/*_{split}.txt"))):
         return "pathlist"
-    if sd.is_dir() and any(find_subdir(p, ["left"]) is None and any(_stem(f).lower() == "left"
-                                                                   for f in list_images(p))
-                           for p in list(sd.iterdir())[:50] if p.is_dir()):
+    scenes = [p for p in sd.iterdir() if p.is_dir()][:50] if sd.is_dir() else []
+    if any(_stem(f).lower() == "left" for p in scenes for f in list_images(p)):
         return "instereo2k"
+    if split and sd == root:
+        raise MissingDataError(f"missing folder {root / split}: expected <root>/<split>/ holding image_2/+image_3/, "
+                               f"left/+right/ or <scene>/left.png+right.png, or a path list <root>/{split}.txt. "
+                               f"{root} contains: {_folder_listing(root)}")
     raise DataError(f"cannot tell the stereo layout of {sd}: it contains {_folder_listing(sd)}. Expected "
                     f"image_2/+image_3/ (kitti), left/+right/ (leftright), <scene>/left.png+right.png "
                     f"(instereo2k) or a path list (<split>.txt, *_<split>.txt, or list_file=...)")
