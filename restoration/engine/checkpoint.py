@@ -1,0 +1,133 @@
+"""Checkpoints: atomic writes, the DehazeSNN naming, RNG state capture.
+
+In a run folder, for model ``M``:
+
+* ``M_current.pth``: the latest epoch, everything needed to resume;
+* ``M_best.pth``: the epoch with the best validation score;
+* ``M_last.pth``: the final epoch of a finished run;
+* ``M_epoch_XXX.pth``: the last ``train.keep_last_epochs`` epochs (``--last-n``).
+
+Every file is written to a temporary name and renamed, so a crash never leaves a
+half-written checkpoint behind.
+"""
+from __future__ import annotations
+
+import os
+import random
+import re
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional
+
+import numpy as np
+import torch
+
+
+def atomic_save(obj: Any, path: os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def rng_state() -> Dict[str, Any]:
+    """Every random generator a training step may draw from."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"].cpu() if torch.is_tensor(state["torch"]) else state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        cuda_states = state["cuda"]
+        if len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all([s.cpu() for s in cuda_states])
+
+
+def load_checkpoint(path: os.PathLike, map_location="cpu") -> Dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist; train first "
+                                f"(tools/train.py) or pass --checkpoint with an existing .pth file")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as e:  # noqa: BLE001 - one clear message for a damaged file
+        raise RuntimeError(f"could not read checkpoint {str(path)!r} ({type(e).__name__}: {e}); "
+                           f"the file is damaged or not a PyTorch checkpoint") from None
+
+
+def model_state_from(ckpt: Mapping[str, Any]) -> Dict[str, torch.Tensor]:
+    """The model weights of our checkpoints, of the seeds' (``state_dict``), or a bare
+    state dict; DataParallel/DDP ``module.`` prefixes removed."""
+    for key in ("model", "state_dict", "model_state_dict", "params"):
+        if key in ckpt and isinstance(ckpt[key], Mapping):
+            sd = ckpt[key]
+            break
+    else:
+        sd = ckpt
+    if not all(torch.is_tensor(v) for v in sd.values()):
+        raise ValueError("checkpoint holds no model weights (expected a 'model' or 'state_dict' entry)")
+    if sd and all(k.startswith("module.") for k in sd):
+        sd = OrderedDict((k[len("module."):], v) for k, v in sd.items())
+    return dict(sd)
+
+
+class CheckpointManager:
+    """Writes the ``_current``/``_best``/``_last``/``_epoch_XXX`` files of one run."""
+
+    def __init__(self, run_dir: os.PathLike, model_name: str, keep_last_epochs: int = 0):
+        self.dir = Path(run_dir)
+        self.model_name = model_name
+        self.keep_last_epochs = int(keep_last_epochs or 0)
+
+    def path(self, which: str) -> Path:
+        return self.dir / f"{self.model_name}_{which}.pth"
+
+    def epoch_path(self, epoch: int) -> Path:
+        return self.dir / f"{self.model_name}_epoch_{epoch:04d}.pth"
+
+    def save(self, state: Dict[str, Any], epoch: int, total_epochs: int, is_best: bool, is_last: bool) -> None:
+        atomic_save(state, self.path("current"))
+        if is_best:
+            atomic_save(state, self.path("best"))
+        if is_last:
+            atomic_save(state, self.path("last"))
+        if self.keep_last_epochs > 0 and total_epochs - epoch <= self.keep_last_epochs:
+            atomic_save(state, self.epoch_path(epoch))
+        self.prune()
+
+    def epoch_files(self) -> List[Path]:
+        pat = re.compile(re.escape(self.model_name) + r"_epoch_(\d+)\.pth$")
+        found = [(int(m.group(1)), p) for p in self.dir.glob(f"{self.model_name}_epoch_*.pth")
+                 if (m := pat.search(p.name))]
+        return [p for _, p in sorted(found)]
+
+    def prune(self) -> None:
+        files = self.epoch_files()
+        excess = len(files) - self.keep_last_epochs
+        for p in files[:max(0, excess)]:
+            p.unlink(missing_ok=True)
+
+    def latest(self) -> Optional[Path]:
+        p = self.path("current")
+        return p if p.is_file() else None
+
+
+def find_checkpoints(run_dir: os.PathLike) -> Dict[str, Path]:
+    """``{'best': path, 'current': ..., 'last': ...}`` for the files present in a run folder."""
+    out = {}
+    for p in Path(run_dir).glob("*_*.pth"):
+        for which in ("best", "current", "last"):
+            if p.name.endswith(f"_{which}.pth"):
+                out[which] = p
+    return out

@@ -1,0 +1,288 @@
+"""Full-image and tiled inference, metrics over a data set, results files.
+
+:func:`padded_forward` pads an image (reflect) on the bottom/right to the model's
+size multiple, runs the model and crops the output back. :func:`tiled_forward` cuts an
+image too large for memory into overlapping tiles, runs each padded, and keeps from
+every tile only its part away from the seams (the middle of each overlap is the cut),
+so that for any model whose receptive field reaches at most ``overlap // 2`` pixels the
+stitched result equals untiled inference exactly, and an image that fits in one tile is
+never cut at all.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from ..metrics import compute_metrics, psnr as psnr_metric, ssim as ssim_metric
+
+
+def reset_state(model: torch.nn.Module) -> None:
+    """Reset SpikingJelly membrane state (cheap; a no-op for stateless models)."""
+    from spikingjelly.activation_based import functional
+
+    functional.reset_net(getattr(model, "module", model))
+
+
+def _pad_hw(x: torch.Tensor, ph: int, pw: int) -> torch.Tensor:
+    if ph == 0 and pw == 0:
+        return x
+    h, w = x.shape[-2:]
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    lead = x.shape[:-3]
+    y = F.pad(x.reshape(-1, *x.shape[-3:]), (0, pw, 0, ph), mode=mode)
+    return y.reshape(*lead, *y.shape[-3:])
+
+
+def _crop_out(out: Any, h: int, w: int) -> Any:
+    if torch.is_tensor(out):
+        return out[..., :h, :w] if out.dim() >= 3 else out
+    if isinstance(out, (tuple, list)):
+        return type(out)(_crop_out(o, h, w) if i == 0 else o for i, o in enumerate(out))
+    if isinstance(out, dict):  # e.g. {'recon': images, 'rate': scalar}: crop the images
+        return {k: _crop_out(v, h, w) if torch.is_tensor(v) and v.dim() >= 3 else v for k, v in out.items()}
+    return out
+
+
+def padded_forward(model: Callable, x: torch.Tensor, multiple: int = 1) -> Any:
+    """``model(x)`` with ``x`` padded to a multiple of ``multiple`` and the image cropped back."""
+    h, w = x.shape[-2:]
+    m = max(1, int(multiple or 1))
+    ph, pw = (-h) % m, (-w) % m
+    return _crop_out(model(_pad_hw(x, ph, pw)), h, w)
+
+
+def _tile_starts(size: int, tile: int, overlap: int) -> List[int]:
+    if size <= tile:
+        return [0]
+    stride = tile - overlap
+    n = math.ceil((size - tile) / stride) + 1
+    starts = [min(i * stride, size - tile) for i in range(n)]
+    return sorted(set(starts))
+
+
+def _keep_bounds(starts: Sequence[int], tile: int, size: int) -> List[tuple]:
+    """For each tile, the [lo, hi) range of the image it writes: cuts at the middle of
+    each overlap."""
+    cuts = [0]
+    for a, b in zip(starts[:-1], starts[1:]):
+        cuts.append((b + min(a + tile, size)) // 2)
+    cuts.append(size)
+    return [(cuts[i], cuts[i + 1]) for i in range(len(starts))]
+
+
+def tiled_forward(model: Callable, x: torch.Tensor, tile: Optional[int], overlap: int = 32,
+                  multiple: int = 1, after_each: Optional[Callable[[], None]] = None) -> torch.Tensor:
+    """Image-to-image inference in overlapping tiles of ``tile`` pixels (see module doc).
+
+    ``after_each`` runs after every model call (the membrane-state reset).
+    """
+    def run(t):
+        out = padded_forward(model, t, multiple)
+        if after_each is not None:
+            after_each()
+        return out
+
+    h, w = x.shape[-2:]
+    if tile is None or (h <= tile and w <= tile):
+        return run(x)
+    tile = int(tile)
+    if overlap < 0 or overlap >= tile:
+        raise ValueError(f"eval.tile_overlap={overlap} must be >= 0 and smaller than eval.tile={tile}")
+    ys, xs = _tile_starts(h, tile, overlap), _tile_starts(w, tile, overlap)
+    th, tw = min(tile, h), min(tile, w)
+    ky, kx = _keep_bounds(ys, th, h), _keep_bounds(xs, tw, w)
+    result = None
+    for y0, (ylo, yhi) in zip(ys, ky):
+        for x0, (xlo, xhi) in zip(xs, kx):
+            out = run(x[..., y0:y0 + th, x0:x0 + tw])
+            if not torch.is_tensor(out):
+                raise TypeError("tiled inference needs a model that returns one image tensor; "
+                                "set eval.tile=null for this model")
+            if result is None:
+                result = out.new_zeros(*out.shape[:-2], h, w)
+            result[..., ylo:yhi, xlo:xhi] = out[..., ylo - y0:yhi - y0, xlo - x0:xhi - x0]
+    return result
+
+
+def model_size_multiple(model: torch.nn.Module, cfg, task) -> int:
+    if cfg.model.size_multiple:
+        return int(cfg.model.size_multiple)
+    net = getattr(model, "module", model)
+    m = getattr(net, "size_multiple", None) or getattr(net, "pad_multiple", None)
+    return int(m) if m else int(getattr(task, "size_multiple", 1) or 1)
+
+
+@dataclass
+class EvalResult:
+    rows: List[Dict[str, Any]] = field(default_factory=list)
+    summary: Dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class Evaluator:
+    """Runs a model over a data set with the task's forward and metric protocol."""
+
+    def __init__(self, task, cfg, device: torch.device):
+        self.task, self.cfg, self.device = task, cfg, torch.device(device)
+        e = cfg.eval
+        self.y_channel = task.y_channel if e.y_channel is None else bool(e.y_channel)
+        self.crop_border = task.crop_border if e.crop_border is None else int(e.crop_border)
+        self.tile = e.tile if task.supports_tiling else None
+        self.overlap = int(e.tile_overlap)
+
+    def model_fn(self, model: torch.nn.Module) -> Callable:
+        """The model as the task should call it at test time: padded, tiled, state reset."""
+        multiple = model_size_multiple(model, self.cfg, self.task)
+
+        def fn(x):
+            return tiled_forward(model, x, self.tile, self.overlap, multiple, after_each=lambda: reset_state(model))
+        return fn
+
+    def loader(self, dataset: Dataset, batch_size: int = 1) -> DataLoader:
+        return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=int(self.cfg.data.num_workers))
+
+    @torch.no_grad()
+    def evaluate(self, model: torch.nn.Module, dataset: Dataset, full: bool = False,
+                 image_dir: Optional[os.PathLike] = None, max_images: Optional[int] = None,
+                 batch_size: int = 1, progress: Optional[Callable[[int, int], None]] = None) -> EvalResult:
+        """Per-image metrics (``full``: also MS-SSIM, CIEDE2000 and the input's metrics).
+
+        With ``image_dir`` the restored images are written there under their names
+        (items without a target are only restored, as in tools/infer.py).
+        """
+        if max_images is not None and max_images < len(dataset):
+            dataset = Subset(dataset, range(int(max_images)))
+        was_training = model.training
+        model.eval()
+        fn = self.model_fn(model)
+        res = EvalResult()
+        t0 = time.time()
+        n_total = len(dataset)
+        done = 0
+        try:
+            for batch in self.loader(dataset, batch_size):
+                pred, target, extras = self.task.forward(fn, batch, self.device)
+                pred = pred.float().clamp(0, 1)
+                names = self.task.item_names(batch)
+                if image_dir is not None:
+                    self.task.save_outputs(pred, batch, Path(image_dir))
+                if target is not None:
+                    rows = self._metrics(pred, target.float(), extras, full)
+                    for name, r in zip(names, rows):
+                        res.rows.append({"name": name, **r})
+                done += len(batch["name"]) if "name" in batch else pred.shape[0]
+                if progress is not None:
+                    progress(done, n_total)
+        finally:
+            reset_state(model)
+            model.train(was_training)
+        res.seconds = time.time() - t0
+        res.summary = summarize(res.rows)
+        return res
+
+    def _metrics(self, pred, target, extras, full: bool) -> List[Dict[str, float]]:
+        yc, cb = self.y_channel, self.crop_border
+        if full:
+            m = compute_metrics(pred, target, yc, cb, with_ms_ssim=self.cfg.eval.ms_ssim,
+                                with_ciede2000=self.cfg.eval.ciede2000)
+            inp = extras.get("input") if self.task.compare_input else None
+            if torch.is_tensor(inp) and inp.shape == pred.shape:
+                mi = compute_metrics(inp.float().clamp(0, 1), target, yc, cb,
+                                     with_ms_ssim=self.cfg.eval.ms_ssim, with_ciede2000=self.cfg.eval.ciede2000)
+                m.update({f"input_{k}": v for k, v in mi.items()})
+        else:
+            m = {"psnr": psnr_metric(pred, target, y_channel=yc, crop_border=cb),
+                 "ssim": ssim_metric(pred, target, y_channel=yc, crop_border=cb)}
+        keys = list(m)
+        return [{k: float(m[k][i]) for k in keys} for i in range(pred.shape[0])]
+
+
+def summarize(rows: Sequence[Dict[str, Any]]) -> Dict[str, float]:
+    """Mean of every numeric column (NaN entries skipped)."""
+    out: Dict[str, float] = {}
+    if not rows:
+        return out
+    for k in rows[0]:
+        vals = [r[k] for r in rows if isinstance(r.get(k), (int, float)) and not math.isnan(r[k])]
+        if vals and k != "name":
+            out[k] = sum(vals) / len(vals)
+    return out
+
+
+METRIC_LABELS = [("psnr", "PSNR (dB)", "{:.2f}"), ("ssim", "SSIM", "{:.4f}"), ("ms_ssim", "MS-SSIM", "{:.4f}"),
+                 ("ciede2000", "CIEDE2000", "{:.3f}")]
+
+
+def format_table(summary: Dict[str, float], rows: Optional[Sequence[Dict[str, Any]]] = None,
+                 max_rows: int = 20, title: str = "", columns: Sequence[str] = ("psnr", "ssim")) -> str:
+    """The input-vs-output table: one line per image (up to ``max_rows``) and the mean of
+    ``columns``, then a line with the means of every other metric."""
+    metrics = [(k, lab, f) for k, lab, f in METRIC_LABELS if k in summary and k in columns]
+    has_input = any(f"input_{k}" in summary for k, _, _ in metrics)
+    cols: List[tuple] = []
+    for k, lab, f in metrics:
+        if has_input and f"input_{k}" in summary:
+            cols.append((f"input_{k}", f"input {lab}", f))
+        cols.append((k, f"output {lab}" if has_input else lab, f))
+    rows = list(rows or [])
+    name_w = max([len("image"), len(f"mean ({len(rows)})")] + [len(str(r["name"])) for r in rows[:max_rows]])
+    widths = [max(len(lab), 9) for _, lab, _ in cols]
+
+    def line(cells):
+        return "  ".join(c.rjust(w) if i else c.ljust(name_w) for i, (c, w) in enumerate(zip(cells, [name_w] + widths)))
+
+    out = [title] if title else []
+    header = line(["image"] + [lab for _, lab, _ in cols])
+    out += [header, "-" * len(header)]
+    for r in rows[:max_rows]:
+        out.append(line([str(r["name"])] + [f.format(r[k]) if k in r else "" for k, _, f in cols]))
+    if len(rows) > max_rows:
+        out.append(f"... ({len(rows) - max_rows} more images in results.csv)")
+    if rows:
+        out.append("-" * len(header))
+    out.append(line([f"mean ({len(rows)})" if rows else "mean"] + [f.format(summary[k]) for k, _, f in cols]))
+    if has_input and "psnr" in summary and "input_psnr" in summary:
+        extra = ""
+        if "ssim" in summary and "input_ssim" in summary:
+            extra = f", SSIM {summary['ssim'] - summary['input_ssim']:+.4f}"
+        out.append(f"gain over input: PSNR {summary['psnr'] - summary['input_psnr']:+.2f} dB{extra}")
+    others = [(k, lab, f) for k, lab, f in METRIC_LABELS if k in summary and k not in columns]
+    if others:
+        parts = []
+        for k, lab, f in others:
+            inp = f" (input {f.format(summary['input_' + k])})" if f"input_{k}" in summary else ""
+            parts.append(f"{lab} {f.format(summary[k])}{inp}")
+        out.append("mean " + ", ".join(parts) + (" [CIEDE2000: lower is better]" if "ciede2000" in summary else ""))
+    return "\n".join(out)
+
+
+def write_results(res: EvalResult, out_dir: os.PathLike, table: str = "") -> Path:
+    """``results.csv`` (one row per image, then the mean) and ``summary.txt``; atomic."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "results.csv"
+    keys = ["name"] + [k for k in (res.rows[0] if res.rows else {}) if k != "name"]
+    tmp = path.with_name(".results.csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(keys)
+        for r in res.rows:
+            w.writerow([r["name"]] + [f"{r[k]:.6f}" if isinstance(r.get(k), float) else r.get(k, "")
+                                      for k in keys[1:]])
+        if res.rows:
+            w.writerow(["mean"] + [f"{res.summary[k]:.6f}" if k in res.summary else "" for k in keys[1:]])
+    os.replace(tmp, path)
+    if table:
+        tmp = out_dir / ".summary.txt.tmp"
+        tmp.write_text(table + "\n")
+        os.replace(tmp, out_dir / "summary.txt")
+    return path

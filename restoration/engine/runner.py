@@ -1,0 +1,499 @@
+"""Command-line entry points behind tools/train.py, tools/test.py and tools/infer.py.
+
+Kept in the library so that the tools are thin and the logic is importable and tested.
+Flag names follow the seeds where they exist: DehazeSNN's ``--model --exp --dataset
+--data_dir --save_dir --result_dir --gpu --resume --fine_tuning --last_20`` are accepted
+beside the hyphenated spellings.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from ..config import CONFIG_ROOT, Config, ConfigError, dump_config, load_config, read_yaml
+
+EPILOG_TRAIN = """examples:
+  python tools/train.py --task derain                       # CPU recipe on built-in data, ends with a table
+  python tools/train.py --task dehaze --model dehazesnn_m --data-dir datasets/reside6k --device cuda
+  python tools/train.py --task derain --config configs/derain/esdnet.yaml --data-dir data/Rain200H --device cuda
+  python tools/train.py --task derain --set optim.lr=2e-4 --set train.epochs=5
+  python tools/train.py --task derain --resume              # continue runs/derain/<exp> from _current.pth
+  torchrun --nproc_per_node 4 tools/train.py --task dehaze --model dehazesnn_m --data-dir D --device cuda
+"""
+
+
+def str2bool(v: str) -> bool:
+    if isinstance(v, bool):
+        return v
+    s = str(v).strip().lower()
+    if s in ("1", "true", "yes", "y", "on"):
+        return True
+    if s in ("0", "false", "no", "n", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {v!r}")
+
+
+def bool_or_path(v: str):
+    """``--resume`` / ``--resume true|false`` / ``--resume PATH``."""
+    try:
+        return str2bool(v)
+    except argparse.ArgumentTypeError:
+        return v
+
+
+def normalize_model_name(name: Optional[str]) -> Optional[str]:
+    """DehazeSNN's ``DehazeSNN-M`` -> ``dehazesnn_m`` (registry names are lower snake case)."""
+    return None if name is None else name.strip().lower().replace("-", "_")
+
+
+# -- argument parsers ---------------------------------------------------------------
+
+def _add_common(p: argparse.ArgumentParser, training: bool) -> None:
+    g = p.add_argument_group("what to run")
+    g.add_argument("--task", help="task plugin: dehaze, derain, stereo_jscc (or a registered plugin); may "
+                                  "be omitted when --config names one")
+    g.add_argument("--model", help="registered model name (restoration.list_models()); DehazeSNN spellings "
+                                   "such as DehazeSNN-M are accepted. Without --config, the recipe "
+                                   "configs/<task>/<model>[_<exp>|_cpu].yaml is used if it exists")
+    g.add_argument("--config", help="YAML recipe (a path, or relative to configs/); default: the task's "
+                                    "CPU-sized recipe")
+    g.add_argument("--exp", help="experiment name: output goes to <save-dir>/<task>/<exp> (default: the "
+                                 "recipe's file name). With --model, configs/<task>/<model>_<exp>.yaml is "
+                                 "preferred as the recipe, as DehazeSNN picks configs/<exp>/<model>.json")
+    g = p.add_argument_group("data and output")
+    g.add_argument("--data-dir", "--data_dir", dest="data_dir",
+                   help="dataset folder holding <split>/ subfolders; default: the built-in generated set")
+    g.add_argument("--dataset", help="DehazeSNN style: dataset folder name under --data-dir "
+                                     "(data root becomes <data-dir>/<dataset>)")
+    g.add_argument("--save-dir", "--save_dir", "--output-dir", dest="save_dir",
+                   help="root of run folders (default: config output_root, 'runs'); the run folder is "
+                        "<save-dir>/<task>/<exp>")
+    g = p.add_argument_group("device")
+    g.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: config 'device', auto)")
+    g.add_argument("--gpu", help="DehazeSNN style: GPU ids, e.g. 0 or 0,1 (sets CUDA_VISIBLE_DEVICES and "
+                                 "--device cuda; several GPUs need torchrun, see docs/ENGINE.md)")
+    g.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    g.add_argument("--workers", type=int, help="data loader worker processes (config data.num_workers)")
+    g = p.add_argument_group("recipe overrides")
+    g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set optim.lr=2e-4 --set data.patch_size=128 "
+                        "(repeatable; values parsed as YAML; unknown keys are an error)")
+    if training:
+        g.add_argument("--epochs", type=int, help="number of epochs (config train.epochs)")
+        g.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int,
+                       help="global batch size (config data.batch_size)")
+        g.add_argument("--lr", type=float, help="base learning rate (config optim.lr)")
+        g.add_argument("--accumulation-steps", "--accumulation_steps", dest="accumulation_steps", type=int,
+                       help="gradient accumulation steps (config train.accumulation_steps)")
+
+
+def train_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tools/train.py", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG_TRAIN,
+        description="Train a restoration model. With only --task it trains the task's CPU-sized recipe on a "
+                    "small built-in generated data set and ends with a table of input vs output PSNR/SSIM on "
+                    "the held-out split.")
+    _add_common(p, training=True)
+    g = p.add_argument_group("run control")
+    g.add_argument("--resume", nargs="?", const=True, default=False, type=bool_or_path,
+                   help="continue the run from its <model>_current.pth (model, optimiser, schedule, epoch, best "
+                        "score, AMP scaler, RNG states); '--resume PATH' names the checkpoint; DehazeSNN's "
+                        "'--resume true|false' works too")
+    g.add_argument("--fine-tune", "--fine_tuning", dest="fine_tune", nargs="?", const=True, default=False,
+                   type=bool_or_path,
+                   help="DehazeSNN fine-tuning: start from the weights of PATH (default <run>/<model>_base.pth) "
+                        "with lr and neuron lr x0.1, warm-up x0.5 and epochs x0.2 (train.fine_tune.*)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="reuse the run folder even if it holds checkpoints (default: a new folder <exp>_2, ...)")
+    g.add_argument("--no-final-test", dest="final_test", action="store_false",
+                   help="skip the evaluation on the test split after training")
+    return p
+
+
+def test_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tools/test.py", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Evaluate a trained checkpoint on a data split: per-image PSNR/SSIM (RGB or Y channel with "
+                    "border crop, as the task's protocol), MS-SSIM, CIEDE2000, the input's metrics; writes "
+                    "results.csv, summary.txt and the restored images.",
+        epilog="examples:\n  python tools/test.py --task derain                 # best checkpoint of the default run\n"
+               "  python tools/test.py --task derain --checkpoint runs/derain/x/esdnet_tiny_best.pth\n"
+               "  python tools/test.py --task dehaze --model DehazeSNN-M --exp reside6k --data_dir datasets/reside6k "
+               "--last-n 20\n")
+    _add_common(p, training=False)
+    g = p.add_argument_group("checkpoint and output")
+    g.add_argument("--checkpoint", help="checkpoint file (default: <save-dir>/<task>/<exp>/<model>_<which>.pth)")
+    g.add_argument("--run-dir", help="run folder to take the checkpoint from")
+    g.add_argument("--which", default="best", choices=["best", "last", "current"],
+                   help="which checkpoint of the run folder (default best)")
+    g.add_argument("--split", help="data split to evaluate (default: config data.test_split)")
+    g.add_argument("--result-dir", "--result_dir", dest="result_dir",
+                   help="where results.csv, summary.txt and imgs/ go (default <run>/results/<split>[_<which>])")
+    g.add_argument("--last-n", "--last_n", dest="last_n", type=int, default=0,
+                   help="also evaluate the last N saved epoch checkpoints (<model>_epoch_XXXX.pth)")
+    g.add_argument("--last_20", type=str2bool, default=False, help="DehazeSNN alias of --last-n 20")
+    g.add_argument("--tile", type=int, help="tiled inference with this tile size (config eval.tile)")
+    g.add_argument("--tile-overlap", type=int, help="tile overlap in pixels (config eval.tile_overlap)")
+    g.add_argument("--no-save-images", dest="save_images", action="store_false", help="do not write images")
+    return p
+
+
+def infer_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tools/infer.py", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Restore a folder of your own images (any size) into an output folder, same file names. "
+                    "For stereo_jscc the input folder holds left/ and right/ with matching names; each pair goes "
+                    "through the simulated channel at --snr dB and both reconstructions are written to "
+                    "<output>/left and <output>/right.",
+        epilog="examples:\n  python tools/infer.py --task derain --input my_rainy/ --output restored/\n"
+               "  python tools/infer.py --task dehaze --checkpoint w.pth --model dehazesnn_m --input in/ "
+               "--output out/ --tile 512\n"
+               "  python tools/infer.py --task stereo_jscc --input pairs/ --snr 5 --output recon/\n")
+    _add_common(p, training=False)
+    g = p.add_argument_group("input, output, checkpoint")
+    g.add_argument("--input", required=True, help="folder of images (stereo_jscc: a folder with left/ and right/)")
+    g.add_argument("--output", required=True, help="output folder (created; same file names as the input)")
+    g.add_argument("--checkpoint", help="checkpoint file (default: the best checkpoint of the default run)")
+    g.add_argument("--run-dir", help="run folder to take the checkpoint from")
+    g.add_argument("--which", default="best", choices=["best", "last", "current"],
+                   help="which checkpoint of the run folder (default best)")
+    g.add_argument("--tile", type=int, help="tile size for large images (config eval.tile; default whole images)")
+    g.add_argument("--tile-overlap", type=int, help="tile overlap in pixels (config eval.tile_overlap)")
+    g.add_argument("--snr", type=float, help="stereo_jscc only: channel SNR in dB")
+    return p
+
+
+# -- building a configuration from the flags ---------------------------------------
+
+def _task_class(name: str):
+    from ..registry import TASKS
+
+    return TASKS.get(name)
+
+
+def choose_recipe(task: str, model: Optional[str], config: Optional[str], exp: Optional[str]) -> Path:
+    """The recipe file the flags select (see --model/--config/--exp help)."""
+    if config:
+        from ..config import resolve_config_path
+
+        return resolve_config_path(config)
+    cls = _task_class(task)
+    if model:
+        # an ANN twin ("<model>_ann") trains with its spiking model's recipe
+        stems = [model] + ([model[:-len("_ann")]] if model.endswith("_ann") else [])
+        for stem in stems:
+            names = ([f"{stem}_{exp}.yaml"] if exp else []) + [f"{stem}.yaml", f"{stem}_cpu.yaml"]
+            for n in names:
+                if (CONFIG_ROOT / task / n).is_file():
+                    return CONFIG_ROOT / task / n
+    if not cls.default_config:
+        raise ConfigError(f"task {task!r} has no default recipe; pass --config")
+    return CONFIG_ROOT / cls.default_config
+
+
+def flag_overrides(args: argparse.Namespace) -> List[str]:
+    """The plain flags as config overrides (``--set`` entries come after and win)."""
+    o: List[str] = []
+    if getattr(args, "data_dir", None) or getattr(args, "dataset", None):
+        root = Path(args.data_dir or ".")
+        if args.dataset:
+            root = root / args.dataset
+        o.append(f"data.root={root}")
+    if getattr(args, "device", None):
+        o.append(f"device={args.device}")
+    if getattr(args, "workers", None) is not None:
+        o.append(f"data.num_workers={args.workers}")
+    for flag, key in (("epochs", "train.epochs"), ("batch_size", "data.batch_size"), ("lr", "optim.lr"),
+                      ("accumulation_steps", "train.accumulation_steps"), ("tile", "eval.tile"),
+                      ("tile_overlap", "eval.tile_overlap")):
+        v = getattr(args, flag, None)
+        if v is not None:
+            o.append(f"{key}={v}")
+    return o
+
+
+def _apply_env_flags(args: argparse.Namespace) -> None:
+    if getattr(args, "gpu", None):
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(args.gpu)
+        if not args.device:
+            args.device = "cuda"
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(int(args.threads))
+
+
+def resolve_task_name(args: argparse.Namespace) -> str:
+    if args.task:
+        return args.task
+    if args.config:
+        t = read_yaml(args.config).get("task")
+        if t:
+            return t
+    raise ConfigError("no task given: pass --task (dehaze, derain, stereo_jscc) or a --config that sets 'task'")
+
+
+def build_config(args: argparse.Namespace, base: Optional[Dict[str, Any]] = None) -> tuple:
+    """(cfg, recipe path) from the flags. ``base`` (a checkpoint's saved config) sits
+    under the recipe when no --config/--model is given."""
+    task = resolve_task_name(args)
+    model = normalize_model_name(args.model)
+    extra = [f"task={task}"]
+    if base is not None and not args.config and not args.model:
+        cfg = load_config(None, list(flag_overrides(args)) + list(args.overrides) + extra, base=base)
+        return cfg, None
+    recipe = choose_recipe(task, model, args.config, args.exp)
+    over = list(extra)
+    if model:
+        over.append(f"model.name={model}")
+    over += flag_overrides(args) + list(args.overrides)
+    cfg = load_config(recipe, over)
+    if cfg.task != task:
+        raise ConfigError(f"recipe {recipe} is for task {cfg.task!r} but --task is {task!r}")
+    return cfg, recipe
+
+
+def exp_name(args, cfg, recipe: Optional[Path]) -> str:
+    return args.exp or cfg.exp or (recipe.stem if recipe else str(cfg.model.name))
+
+
+def fresh_run_dir(path: Path) -> Path:
+    """``path`` if it holds no checkpoint yet, else ``path_2``, ``path_3``, ..."""
+    def used(p: Path) -> bool:
+        return p.is_dir() and any(p.glob("*.pth"))
+
+    if not used(path):
+        return path
+    i = 2
+    while used(path.with_name(f"{path.name}_{i}")):
+        i += 1
+    return path.with_name(f"{path.name}_{i}")
+
+
+def _main_rank() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+# -- train ----------------------------------------------------------------------------
+
+def train_main(argv: Optional[Sequence[str]] = None) -> int:
+    args = train_parser().parse_args(argv)
+    return _friendly(lambda: _train(args))
+
+
+def _train(args) -> int:
+    _apply_env_flags(args)
+    from ..registry import build_task
+    from .distributed import cleanup
+    from .log import setup_logger
+    from .trainer import Trainer
+
+    cfg, recipe = build_config(args)
+    task = build_task(cfg.task, **dict(cfg.task_args or {}))
+    exp = exp_name(args, cfg, recipe)
+    run_dir = Path(args.save_dir or cfg.output_root) / cfg.task / exp
+    fine_tune = args.fine_tune
+    if not args.resume and not args.overwrite:
+        run_dir = fresh_run_dir(run_dir)
+    if fine_tune:
+        ft = cfg.train.fine_tune
+        cfg.optim.lr *= ft.lr_scale
+        if cfg.optim.neuron_lr is not None:
+            cfg.optim.neuron_lr *= ft.lr_scale
+        cfg.sched.warmup_epochs *= ft.warmup_scale
+        cfg.train.epochs = max(1, int(round(cfg.train.epochs * ft.epochs_scale)))
+        if fine_tune is True:
+            fine_tune = Path(args.save_dir or cfg.output_root) / cfg.task / exp / f"{cfg.model.name}_base.pth"
+    cfg.exp = run_dir.name
+    main = _main_rank()
+    log = setup_logger(run_dir / "train.log", main=main)
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        dump_config(cfg, run_dir / "config.yaml")
+        log.info(f"task {cfg.task}, recipe {recipe}, run folder {run_dir}")
+    t0 = time.time()
+    try:
+        trainer = Trainer(cfg, task, run_dir, resume=args.resume, fine_tune=fine_tune or None)
+        trainer.fit()
+        if main and args.final_test:
+            final_test(trainer, cfg, task, run_dir, log)
+    finally:
+        cleanup()
+    if main:
+        log.info(f"total wall time {time.time() - t0:.1f} s; checkpoints and train.log in {run_dir}")
+    return 0
+
+
+def final_test(trainer, cfg, task, run_dir: Path, log) -> None:
+    """The table at the end of training: input vs output on the held-out split."""
+    from .checkpoint import load_checkpoint, model_state_from
+    from .evaluator import format_table, write_results
+
+    model = trainer.eval_model()
+    which = cfg.eval.final
+    if which == "best" and trainer.ckpt.path("best").is_file():
+        ck = load_checkpoint(trainer.ckpt.path("best"), map_location=trainer.device)
+        model.load_state_dict(ck["ema"] if ck.get("ema") else model_state_from(ck))
+    split = cfg.data.test_split
+    test_cfg = Config(cfg.to_dict())
+    test_cfg.data.valid_mode = "test"
+    test_set = task.build_dataset(test_cfg, split, False)
+    out = run_dir / "results" / split
+    res = trainer.evaluator.evaluate(model, test_set, full=True,
+                                     image_dir=out / "imgs" if cfg.eval.save_images else None)
+    table = format_table(res.summary, res.rows, title=f"{cfg.task} / {cfg.model.name}: {which} weights on the "
+                                                      f"'{split}' split ({len(res.rows)} images, "
+                                                      f"{_protocol(trainer.evaluator)})")
+    write_results(res, out, table)
+    log.info("\n" + table)
+    log.info(f"per-image results: {out / 'results.csv'}")
+
+
+def _protocol(ev) -> str:
+    return ("Y channel" if ev.y_channel else "RGB") + (f", border {ev.crop_border}" if ev.crop_border else "")
+
+
+# -- test -----------------------------------------------------------------------------
+
+def _locate_checkpoint(args, cfg_for_names) -> Path:
+    from .checkpoint import find_checkpoints
+
+    if args.checkpoint:
+        return Path(args.checkpoint)
+    if args.run_dir:
+        run = Path(args.run_dir)
+    else:
+        cfg, recipe = cfg_for_names
+        run = Path(args.save_dir or cfg.output_root) / cfg.task / exp_name(args, cfg, recipe)
+    found = find_checkpoints(run)
+    if args.which not in found:
+        raise FileNotFoundError(f"no <model>_{args.which}.pth in {str(run)!r}; train first "
+                                f"(python tools/train.py --task {cfg_for_names[0].task}) or pass --checkpoint/"
+                                f"--run-dir")
+    return found[args.which]
+
+
+def load_for_eval(args):
+    """(cfg, task, model, checkpoint path) for test/infer: the checkpoint's own recipe
+    (model name and arguments) under the flags' overrides."""
+    import torch
+
+    from ..registry import build_task
+    from .checkpoint import load_checkpoint, model_state_from
+    from .trainer import build_model_from_config, resolve_device
+    from .distributed import DistInfo
+
+    names_cfg = build_config(args)
+    path = _locate_checkpoint(args, names_cfg)
+    ck = load_checkpoint(path)
+    saved = ck.get("config") if isinstance(ck, dict) else None
+    if saved and not args.config and not args.model:
+        cfg, _ = build_config(args, base=saved)
+    else:
+        cfg = names_cfg[0]
+    task = build_task(cfg.task, **dict(cfg.task_args or {}))
+    model = build_model_from_config(cfg)
+    sd = ck["ema"] if isinstance(ck, dict) and ck.get("ema") else model_state_from(ck)
+    try:
+        model.load_state_dict(sd)
+    except RuntimeError as e:
+        raise RuntimeError(f"checkpoint {path} does not fit model {cfg.model.name!r} with args "
+                           f"{dict(cfg.model.args)}: {str(e).splitlines()[0]} -- pass the --model/--config it "
+                           f"was trained with") from None
+    device = resolve_device(cfg.device, DistInfo())
+    model = task.prepare_model(model.to(device).eval(), cfg)
+    return cfg, task, model, path, device
+
+
+def test_main(argv: Optional[Sequence[str]] = None) -> int:
+    args = test_parser().parse_args(argv)
+    return _friendly(lambda: _test(args))
+
+
+def _test(args) -> int:
+    _apply_env_flags(args)
+    from .checkpoint import load_checkpoint, model_state_from
+    from .evaluator import Evaluator, format_table, write_results
+    from .log import setup_logger
+
+    log = setup_logger(None)
+    cfg, task, model, path, device = load_for_eval(args)
+    split = args.split or cfg.data.test_split
+    cfg.data.valid_mode = "test"
+    dataset = task.build_dataset(cfg, split, False)
+    ev = Evaluator(task, cfg, device)
+    out = Path(args.result_dir) if args.result_dir else path.parent / "results" / f"{split}_{args.which}"
+    res = ev.evaluate(model, dataset, full=True, image_dir=out / "imgs" if args.save_images else None)
+    table = format_table(res.summary, res.rows, title=f"{path} on '{split}' ({len(res.rows)} images, "
+                                                      f"{_protocol(ev)})")
+    write_results(res, out, table)
+    log.info(table)
+    log.info(f"results: {out / 'results.csv'}; images: {out / 'imgs' if args.save_images else 'not saved'}")
+    n = args.last_n or (20 if args.last_20 else 0)
+    if n:
+        from .checkpoint import CheckpointManager
+
+        files = CheckpointManager(path.parent, str(cfg.model.name)).epoch_files()[-n:]
+        if not files:
+            log.info(f"--last-n: no {cfg.model.name}_epoch_XXXX.pth in {path.parent} (train.keep_last_epochs "
+                     f"sets how many are kept)")
+        lines = ["epoch checkpoint            PSNR      SSIM"]
+        for f in files:
+            ck = load_checkpoint(f, map_location=device)
+            model.load_state_dict(ck["ema"] if ck.get("ema") else model_state_from(ck))
+            r = ev.evaluate(model, dataset, full=False)
+            write_results(r, out / f.stem)
+            lines.append(f"{f.name:26s} {r.summary['psnr']:8.3f}  {r.summary['ssim']:.4f}")
+        if files:
+            log.info("\n".join(lines))
+    return 0
+
+
+# -- infer ----------------------------------------------------------------------------
+
+def infer_main(argv: Optional[Sequence[str]] = None) -> int:
+    args = infer_parser().parse_args(argv)
+    return _friendly(lambda: _infer(args))
+
+
+def _infer(args) -> int:
+    _apply_env_flags(args)
+    from .evaluator import Evaluator
+    from .log import setup_logger
+
+    log = setup_logger(None)
+    if args.snr is not None:
+        task_name = resolve_task_name(args)
+        cls = _task_class(task_name)
+        key = getattr(cls, "snr_config_key", None)
+        if not key:
+            raise ConfigError(f"--snr applies to stereo_jscc only; task {task_name!r} has no channel")
+        args.overrides = list(args.overrides) + [f"{key}={args.snr}"]
+    cfg, task, model, path, device = load_for_eval(args)
+    dataset = task.build_infer_dataset(cfg, Path(args.input))
+    ev = Evaluator(task, cfg, device)
+    t0 = time.time()
+    ev.evaluate(model, dataset, full=False, image_dir=Path(args.output))
+    log.info(f"restored {len(dataset)} item(s) from {args.input} into {args.output} with {path} "
+             f"({time.time() - t0:.1f} s)")
+    return 0
+
+
+# -- errors -----------------------------------------------------------------------------
+
+def _friendly(fn) -> int:
+    """User errors print one line (``RESTORATION_DEBUG=1`` shows the traceback)."""
+    from .trainer import NonFiniteLossError
+
+    try:
+        return fn()
+    except (ConfigError, FileNotFoundError, KeyError, ValueError, NonFiniteLossError) as e:
+        if os.environ.get("RESTORATION_DEBUG"):
+            raise
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        print(f"error: {msg}", file=sys.stderr)
+        return 1
