@@ -86,7 +86,7 @@ def psnr(x, y):
 class NaiveSNN(nn.Module):
     """A straight conversion of the seed CNN (no norm, LIF for every ReLU, spiking output)."""
 
-    def __init__(self, width=32, latent=64, time_steps=4, snr_db=10.0):
+    def __init__(self, width=32, latent=64, time_steps=4, snr_db=10.0, tau=2.0):
         super().__init__()
         self.time_steps, self.snr_db = time_steps, snr_db
 
@@ -94,7 +94,7 @@ class NaiveSNN(nn.Module):
             mods = []
             cin = 3
             for _ in range(3):
-                mods += [layer.SeqToANNContainer(nn.Conv2d(cin, width, 5, 2, 2)), LIF(tau=2.0)]
+                mods += [layer.SeqToANNContainer(nn.Conv2d(cin, width, 5, 2, 2)), LIF(tau=tau)]
                 cin = width
             return nn.Sequential(*mods, layer.SeqToANNContainer(nn.Conv2d(width, latent, 3, 1, 1)))
 
@@ -103,9 +103,9 @@ class NaiveSNN(nn.Module):
             cin = latent
             for _ in range(3):
                 mods += [layer.SeqToANNContainer(nn.ConvTranspose2d(cin, width, 5, 2, 2, output_padding=1)),
-                         LIF(tau=2.0)]
+                         LIF(tau=tau)]
                 cin = width
-            return nn.Sequential(*mods, layer.SeqToANNContainer(nn.Conv2d(width, 3, 3, 1, 1)), LIF(tau=2.0))
+            return nn.Sequential(*mods, layer.SeqToANNContainer(nn.Conv2d(width, 3, 3, 1, 1)), LIF(tau=tau))
 
         self.enc_l, self.enc_r, self.dec_l, self.dec_r = enc(), enc(), dec(), dec()
         self.channel = AWGNChannel()
@@ -136,7 +136,7 @@ def build(name, args):
     if name == "twin":
         return dhf_jscc_snn_ann(time_steps=args.time_steps, **common)
     if name == "naive":
-        return NaiveSNN(width=args.width, latent=64, time_steps=args.time_steps, snr_db=args.snr)
+        return NaiveSNN(width=args.width, latent=64, time_steps=args.time_steps, snr_db=args.snr, tau=args.naive_tau)
     raise SystemExit(f"unknown model {name!r}; choose from cnn, snn, twin, naive")
 
 
@@ -211,6 +211,7 @@ def main(argv=None):
     ap.add_argument("--seconds", type=float, default=240, help="training wall time per model")
     ap.add_argument("--width", type=int, default=32, help="feature channels (the library default is 64)")
     ap.add_argument("--time-steps", type=int, default=4)
+    ap.add_argument("--naive-tau", type=float, default=2.0, help="LIF tau of the naive model (the seed tried 2 and 8)")
     ap.add_argument("--snr", type=float, default=10.0, help="channel SNR in dB (train and eval)")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--crop", type=int, default=64)
@@ -230,6 +231,14 @@ def main(argv=None):
     mean_colour = torch.stack([im.mean((1, 2)) for im in images]).mean(0).view(1, 3, 1, 1)
     grey = psnr(mean_colour.expand_as(eval_pairs.flatten(0, 1)), eval_pairs.flatten(0, 1))
     print(f"reference: constant mean-colour output on the eval crops: {grey:.2f} dB")
+    # What a seed-style SNN could at best see / say: a Bernoulli rate code of the input over
+    # T steps, and an output read as the firing rate of a spiking layer (T + 1 levels).
+    T, flat = args.time_steps, eval_pairs.flatten(0, 1)
+    coded = (torch.rand((T,) + flat.shape, generator=torch.Generator().manual_seed(0)) < flat).float().mean(0)
+    rate_code = psnr(coded, flat)
+    levels = psnr((flat * T).round() / T, flat)
+    print(f"reference: {T}-step rate-coded input {rate_code:.2f} dB; output limited to {T + 1} levels "
+          f"{levels:.2f} dB")
     results = [run_one(name.strip(), args, images, eval_pairs) for name in args.models.split(",") if name.strip()]
 
     print("\nmodel   params     steps  wall_s  s/step  eval PSNR  (noiseless)  best   levels")
@@ -240,7 +249,8 @@ def main(argv=None):
     if args.json:
         tmp = args.json + ".tmp"
         with open(tmp, "w") as f:
-            json.dump(dict(args=vars(args), grey_reference_psnr=round(grey, 2), results=results), f, indent=1)
+            json.dump(dict(args=vars(args), grey_reference_psnr=round(grey, 2), rate_coded_input_psnr=round(rate_code, 2),
+                           spike_count_output_psnr=round(levels, 2), results=results), f, indent=1)
         os.replace(tmp, args.json)
 
 
