@@ -57,8 +57,9 @@ def _add_common(p: argparse.ArgumentParser, training: bool) -> None:
     g.add_argument("--task", help="task plugin: dehaze, derain, stereo_jscc (or a registered plugin); may "
                                   "be omitted when --config names one")
     g.add_argument("--model", help="registered model name (restoration.list_models()); DehazeSNN spellings "
-                                   "such as DehazeSNN-M are accepted. Without --config, the recipe "
-                                   "configs/<task>/<model>[_<exp>|_cpu].yaml is used if it exists")
+                                   "such as DehazeSNN-M are accepted. Without --config the recipe is the first "
+                                   "of configs/<task>/<model>_<exp>.yaml, <model>.yaml, <model>_cpu.yaml that "
+                                   "exists (<model>_cpu.yaml before <model>.yaml when no --data-dir is given)")
     g.add_argument("--config", help="YAML recipe (a path, or relative to configs/); default: the task's "
                                     "CPU-sized recipe")
     g.add_argument("--exp", help="experiment name: output goes to <save-dir>/<task>/<exp> (default: the "
@@ -76,7 +77,8 @@ def _add_common(p: argparse.ArgumentParser, training: bool) -> None:
     g.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: config 'device', auto)")
     g.add_argument("--gpu", help="DehazeSNN style: GPU ids, e.g. 0 or 0,1 (sets CUDA_VISIBLE_DEVICES and "
                                  "--device cuda; several GPUs need torchrun, see docs/ENGINE.md)")
-    g.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    g.add_argument("--threads", type=int, help="CPU threads for torch (default: OMP_NUM_THREADS if set, else half "
+                                               "the cores, which stays fast when other processes share them)")
     g.add_argument("--workers", type=int, help="data loader worker processes (config data.num_workers)")
     g = p.add_argument_group("recipe overrides")
     g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -175,8 +177,10 @@ def _task_class(name: str):
     return TASKS.get(name)
 
 
-def choose_recipe(task: str, model: Optional[str], config: Optional[str], exp: Optional[str]) -> Path:
-    """The recipe file the flags select (see --model/--config/--exp help)."""
+def choose_recipe(task: str, model: Optional[str], config: Optional[str], exp: Optional[str],
+                  own_data: bool = True) -> Path:
+    """The recipe file the flags select (see --model/--config/--exp help). Without a
+    data folder of the user's (``own_data`` False) the CPU-sized sibling comes first."""
     if config:
         from ..config import resolve_config_path
 
@@ -186,7 +190,8 @@ def choose_recipe(task: str, model: Optional[str], config: Optional[str], exp: O
         # an ANN twin ("<model>_ann") trains with its spiking model's recipe
         stems = [model] + ([model[:-len("_ann")]] if model.endswith("_ann") else [])
         for stem in stems:
-            names = ([f"{stem}_{exp}.yaml"] if exp else []) + [f"{stem}.yaml", f"{stem}_cpu.yaml"]
+            sizes = [f"{stem}.yaml", f"{stem}_cpu.yaml"]
+            names = ([f"{stem}_{exp}.yaml"] if exp else []) + (sizes if own_data else sizes[::-1])
             for n in names:
                 if (CONFIG_ROOT / task / n).is_file():
                     return CONFIG_ROOT / task / n
@@ -221,10 +226,15 @@ def _apply_env_flags(args: argparse.Namespace) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(args.gpu)
         if not args.device:
             args.device = "cuda"
-    if getattr(args, "threads", None):
-        import torch
+    import torch
 
+    if getattr(args, "threads", None):
         torch.set_num_threads(int(args.threads))
+    elif "OMP_NUM_THREADS" not in os.environ:
+        # Small spiking nets run thousands of tiny ops; with as many threads as cores, any
+        # other busy process makes each op wait for a time slice (measured 50x slower on
+        # 2 shared cores). Half the cores is the safe default; --threads overrides it.
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
 
 
 def resolve_task_name(args: argparse.Namespace) -> str:
@@ -244,9 +254,11 @@ def build_config(args: argparse.Namespace, base: Optional[Dict[str, Any]] = None
     model = normalize_model_name(args.model)
     extra = [f"task={task}"]
     if base is not None and not args.config and not args.model:
-        cfg = load_config(None, list(flag_overrides(args)) + list(args.overrides) + extra, base=base)
-        return cfg, None
-    recipe = choose_recipe(task, model, args.config, args.exp)
+        # the device the checkpoint was trained on need not exist here: auto unless told
+        over = ["device=auto"] + list(flag_overrides(args)) + list(args.overrides) + extra
+        return load_config(None, over, base=base), None
+    own_data = bool(getattr(args, "data_dir", None) or getattr(args, "dataset", None))
+    recipe = choose_recipe(task, model, args.config, args.exp, own_data)
     over = list(extra)
     if model:
         over.append(f"model.name={model}")
