@@ -64,6 +64,20 @@ def render(rows, size: int, command: str) -> str:
     for r in rows:
         lines.append(f"| `{r['model']}` | {'yes' if r['spiking'] else 'no'} | {r['params']:,} | "
                      f"{r['neuron_params']:,} | {r['gmacs']:.2f} |")
+    lines += [
+        "",
+        "Notes:",
+        "",
+        "- DehazeSNN-S/M/L match the published counts (1,226,819 / 2,697,203 / 4,751,315) and the",
+        "  authors' parameter names and shapes (tests/fixtures), so their checkpoints load strictly.",
+        "- ESDNet has 12,811,463 parameters: 12,754,443 plus the 57,020 weights of the attention",
+        "  (MultiDimensionalAttention) in its 22 residual blocks. SpikingJelly 0.0.0.0.14's attention",
+        "  is not an nn.Module, so counting under that release gives 12,754,443; the authors trained",
+        "  with a later SpikingJelly whose attention holds weights, and their checkpoints carry them.",
+        "  Ours has them, so those checkpoints load with strict=True.",
+        "- The DHF-JSCC twin (`dhf_jscc_snn_ann`) runs one time step: without neurons every step",
+        "  computes the same thing, so its MACs equal the CNN's.",
+    ]
     return "\n".join(lines) + "\n"
 
 
