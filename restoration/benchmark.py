@@ -1,0 +1,802 @@
+"""The cross-task SNN-vs-ANN benchmark behind ``tools/benchmark.py``.
+
+For every task a *suite* names the spiking model, its ANN twin and the ANN baseline,
+each with the recipe it is trained with. A *budget* fixes what is equal for all models
+of a task: data, crop, batch, number of optimiser steps, seed; each model keeps its
+recipe's optimiser, loss and schedule shape (the warm-up keeps its fraction of the run).
+
+Measured per model (one row, :data:`FIELDS`):
+
+* quality on the held-out split with the task's metric protocol (evaluator of the
+  engine); for a task with a channel (``snr_config_key``) also a sweep over SNRs;
+* cost at a stated size (:data:`STATED_SIZE`): parameters, MACs, and SOPs / energy from
+  the per-layer input firing rates measured on the held-out images
+  (:func:`measure_ops`, :func:`cost_at_size`)::
+
+      E = 4.6 pJ x MACs(layers fed by real values) + 0.9 pJ x SOPs(layers fed by spikes)
+      SOPs(layer) = MACs(layer, all T steps) x its input firing rate on held-out images
+
+* speed and memory, each in a fresh Python process (:func:`measure_speed`, the
+  ``_measure`` entry point of this module): medians over repeats after warm-up; peak
+  memory of one step above what is in use after a warm-up step, in a second process:
+  the resident high-water mark (``VmHWM``, reset through Linux ``/proc/self/clear_refs``,
+  with glibc's mmap threshold fixed so that freed tensors leave the resident set) on
+  CPU, ``torch.cuda.max_memory_allocated`` on CUDA.
+
+Output helpers: :func:`write_csv`, :func:`markdown_report`, :func:`plot_quality_energy`,
+:func:`plot_snr_curves`, :func:`plot_firing_rates`. Everything is written to a temporary
+name and renamed.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
+
+import torch
+import torch.nn as nn
+
+from .config import CONFIG_ROOT, Config, load_config
+from .energy import E_AC_PJ, E_MAC_PJ, count_ops
+
+ROOT = Path(__file__).resolve().parent.parent
+
+ENERGY_FORMULA = (f"E = {E_MAC_PJ} pJ x MACs on real-valued inputs + {E_AC_PJ} pJ x SOPs on spike inputs; "
+                  f"SOPs = MACs (all time steps) x the layer's input firing rate measured on the held-out images")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str     # registered model
+    role: str     # "SNN", "ANN twin" or "ANN baseline"
+    recipe: str   # relative to configs/
+
+
+SUITES: Dict[str, List[ModelSpec]] = {
+    "dehaze": [ModelSpec("dehazesnn_s", "SNN", "dehaze/dehazesnn_s_cpu.yaml"),
+               ModelSpec("dehazesnn_s_ann", "ANN twin", "dehaze/dehazesnn_s_cpu.yaml"),
+               ModelSpec("aecrnet", "ANN baseline", "dehaze/aecrnet_cpu.yaml")],
+    "derain": [ModelSpec("esdnet_tiny", "SNN", "derain/esdnet_cpu.yaml"),
+               ModelSpec("esdnet_tiny_ann", "ANN twin", "derain/esdnet_cpu.yaml")],
+    "stereo_jscc": [ModelSpec("dhf_jscc_snn", "SNN", "stereo_jscc/dhf_jscc_snn_cpu.yaml"),
+                    ModelSpec("dhf_jscc_snn_ann", "ANN twin", "stereo_jscc/dhf_jscc_snn_cpu.yaml"),
+                    ModelSpec("dhf_jscc_cnn", "ANN baseline", "stereo_jscc/dhf_jscc_cnn_cpu.yaml")],
+}
+
+# Cost and speed are reported at one stated size per task (a stereo item is a pair of
+# two such views), independent of the varied sizes of the held-out images.
+STATED_SIZE = {"dehaze": 256, "derain": 256, "stereo_jscc": 128}
+
+JSCC_SNRS = (0.0, 5.0, 10.0, 15.0, 20.0)
+
+# What every model of a task shares. ``None``: take it from the task's first recipe (the
+# shipped *_cpu.yaml budget). "quick" is a smoke-level comparison sized so that all three
+# tasks run in well under 30 minutes on 2 CPU cores; "micro" exists for the tests.
+BUDGETS: Dict[str, Dict[str, Any]] = {
+    "quick": {
+        "label": "QUICK budget: a smoke-level comparison (150-200 optimiser steps per model, far from converged)",
+        # lr_scale multiplies every learning rate of every recipe of the task (same factor for
+        # all its models): at the authors' 1e-4, 150 dehazing steps leave every model below
+        # the hazy input (measured: DehazeSNN-S 10.45 dB at 1e-4, 16.47 dB at 1e-3, input
+        # 10.63 dB); at the CPU recipe's 1e-3 the JSCC models stay on the mean-colour
+        # plateau, which 2e-4 leaves at once (docs/JSCC.md).
+        "tasks": {
+            "dehaze": {"patch_size": 64, "batch_size": 4, "epochs": 2, "steps": 75, "lr_scale": 10.0},
+            "derain": {"patch_size": 64, "batch_size": 8, "epochs": 2, "steps": 75},
+            "stereo_jscc": {"patch_size": 64, "batch_size": 8, "epochs": 2, "steps": 100, "lr_scale": 0.2},
+        },
+        "speed": {"warmup": 2, "repeats": 5, "throughput_batch": 4},
+        "max_test_images": None,
+    },
+    "full": {
+        "label": "FULL budget: each task's shipped CPU recipe (configs/<task>/*_cpu.yaml), same for all its models",
+        "tasks": {"dehaze": None, "derain": None, "stereo_jscc": None},
+        "speed": {"warmup": 3, "repeats": 10, "throughput_batch": 8},
+        "max_test_images": None,
+    },
+    "micro": {
+        "label": "MICRO budget: a few iterations on tiny images (a test of the tool, not a result)",
+        "tasks": {t: {"patch_size": 32, "batch_size": 2, "epochs": 1, "steps": 2,
+                      "builtin": {"n_train": 4, "n_test": 2, "train_size": 48, "test_size": [32, 48]}}
+                  for t in SUITES},
+        "speed": {"warmup": 1, "repeats": 2, "throughput_batch": 2},
+        "max_test_images": 2,
+        "stated_size": 32,
+    },
+}
+
+
+# -- configuration -------------------------------------------------------------------
+
+def budget_overrides(spec: ModelSpec, task: str, budget: str, first_recipe: str, device: str = "auto",
+                     data_root: Optional[str] = None) -> Dict[str, Any]:
+    """Dotted config overrides that make every model of ``task`` train on the same data
+    with the same budget. The recipe's warm-up keeps its fraction of the run; a budget's
+    ``lr_scale`` multiplies the recipe's learning rates (main and neuron group)."""
+    own = load_config(CONFIG_ROOT / spec.recipe)
+    b = BUDGETS[budget]["tasks"][task]
+    if b is None:  # the task's first recipe defines the budget
+        ref = load_config(CONFIG_ROOT / first_recipe)
+        b = {"patch_size": ref.data.patch_size, "batch_size": ref.data.batch_size, "epochs": ref.train.epochs,
+             "steps": ref.train.max_steps_per_epoch, "builtin": dict(ref.data.builtin or {}),
+             "repeat": ref.data.repeat}
+    epochs = int(b["epochs"])
+    warm = float(own.sched.warmup_epochs or 0) / max(1, int(own.train.epochs)) * epochs
+    o: Dict[str, Any] = {
+        "task": task, "model.name": spec.name, "seed": 1234, "device": device,
+        "data.root": data_root, "data.patch_size": b["patch_size"], "data.batch_size": b["batch_size"],
+        "data.num_workers": 0, "data.repeat": int(b.get("repeat") or 1), "data.max_valid_images": 1,
+        "data.valid_mode": "test",
+        "train.epochs": epochs, "train.max_steps_per_epoch": b.get("steps"), "train.eval_freq": epochs,
+        "train.eval_last_fraction": 1.0, "train.keep_last_epochs": 0, "train.sample_images": 0,
+        "train.log_interval": max(10, int(b.get("steps") or 50) // 2), "sched.warmup_epochs": warm,
+        "eval.final": "last", "eval.ciede2000": False, "eval.ms_ssim": True, "eval.save_images": False,
+    }
+    if "builtin" in b:
+        o["data.builtin"] = {"_delete_": True, **dict(b["builtin"])}
+    scale = float(b.get("lr_scale") or 1.0)
+    if scale != 1.0:
+        o["optim.lr"] = float(own.optim.lr) * scale
+        if own.optim.neuron_lr is not None:
+            o["optim.neuron_lr"] = float(own.optim.neuron_lr) * scale
+    return o
+
+
+def build_bench_config(spec: ModelSpec, task: str, budget: str, device: str = "auto",
+                       data_root: Optional[str] = None, extra: Sequence[str] = ()) -> Config:
+    """The recipe of ``spec`` under the budget's overrides, then the user's ``--set``."""
+    first = SUITES[task][0].recipe
+    cfg = load_config(CONFIG_ROOT / spec.recipe, budget_overrides(spec, task, budget, first, device, data_root))
+    if extra:
+        cfg = load_config(None, list(extra), base=cfg.to_dict())
+    return cfg
+
+
+# -- the model as the task calls it ------------------------------------------------
+
+class TaskModel(nn.Module):
+    """``task.forward(fn, batch)`` as a module taking a batch dict, so that
+    :func:`restoration.energy.count_ops` sees exactly what evaluation runs (padding,
+    stereo pairs) for any task plugin. ``fn`` defaults to the model itself."""
+
+    def __init__(self, model: nn.Module, task, device, fn: Optional[Callable] = None):
+        super().__init__()
+        self.model = model
+        self.task, self.device, self.fn = task, torch.device(device), fn
+
+    def forward(self, batch):
+        return self.task.forward(self.fn or self.model, batch, self.device)[0]
+
+
+def synthetic_batch(n: int, size: int, seed: int = 0) -> Dict[str, Any]:
+    """A batch of random images that every built-in task reads: paired tasks take
+    ``input``/``target``, the stereo task ``left``/``right``."""
+    g = torch.Generator().manual_seed(seed)
+    img = lambda: torch.rand(n, 3, size, size, generator=g)  # noqa: E731
+    return {"input": img(), "target": img(), "left": img(), "right": img(), "name": [f"{i}" for i in range(n)]}
+
+
+def is_spiking(model: nn.Module) -> bool:
+    from .spiking import is_spiking_neuron
+
+    return any(is_spiking_neuron(m) for m in model.modules())
+
+
+# -- operation counts and energy -----------------------------------------------------
+
+def aggregate_layers(count) -> Dict[str, Dict[str, Any]]:
+    """Per layer name (calls over time steps summed): MACs, whether its input was spikes
+    (0/1 only) in every call, and the MAC-weighted input firing rate."""
+    out: Dict[str, Dict[str, Any]] = {}
+    for r in count.layers:
+        a = out.setdefault(r.name, {"macs": 0, "spike_input": True, "rate_macs": 0.0})
+        a["macs"] += r.macs
+        a["spike_input"] = a["spike_input"] and r.spike_input  # spikes in every call
+        a["rate_macs"] += r.input_rate * r.macs
+    for a in out.values():
+        a["rate"] = a["rate_macs"] / a["macs"] if a["macs"] else 0.0
+    return out
+
+
+@torch.no_grad()
+def measure_ops(model: nn.Module, task, batches: Iterable[Mapping[str, Any]], device,
+                fn: Optional[Callable] = None) -> Dict[str, Any]:
+    """Input firing rate of every conv/linear layer over ``batches`` (held-out images)
+    and the neurons' firing rates (:class:`restoration.spiking.FiringRateMonitor`).
+
+    A layer counts as spike-fed when the model has spiking neurons and the layer's input
+    was 0/1 in every call on every image.
+
+    Returns ``{'layers': {name: {'macs', 'spike_input', 'rate'}}, 'neuron_rates': {..},
+    'mean_rate': float or None}``; rates are MAC-weighted over all images.
+    """
+    from .spiking import FiringRateMonitor
+
+    wrapped = TaskModel(model, task, device, fn)
+    acc: Dict[str, Dict[str, Any]] = {}
+    spiking = is_spiking(model)
+    monitor = FiringRateMonitor(model).start() if spiking else None
+    try:
+        for batch in batches:
+            for name, a in aggregate_layers(count_ops(wrapped, batch)).items():
+                s = acc.setdefault(name, {"macs": 0, "spike_input": spiking, "rate_macs": 0.0})
+                s["macs"] += a["macs"]
+                # an ANN layer that happens to see only 0/1 (a dead ReLU) still runs MACs
+                s["spike_input"] = s["spike_input"] and a["spike_input"]
+                s["rate_macs"] += a["rate_macs"]
+    finally:
+        if monitor is not None:
+            monitor.stop()
+    layers = {n: {"macs": a["macs"], "spike_input": a["spike_input"],
+                  "rate": a["rate_macs"] / a["macs"] if a["macs"] else 0.0} for n, a in acc.items()}
+    return {"layers": layers,
+            "neuron_rates": dict(monitor.rates()) if monitor else {},
+            "mean_rate": monitor.mean_rate() if monitor else None}
+
+
+@torch.no_grad()
+def cost_at_size(model: nn.Module, task, device, size: int, measured: Mapping[str, Any]) -> Dict[str, float]:
+    """MACs of one item at ``size`` x ``size`` and its SOPs and energy with the per-layer
+    input firing rates ``measured`` on held-out images (:func:`measure_ops`).
+
+    A layer whose input was spikes on the held-out images costs ``E_AC x MACs x rate``;
+    every other layer, and matrix products outside conv/linear layers, ``E_MAC x MACs``.
+    """
+    count = count_ops(TaskModel(model, task, device), synthetic_batch(1, size))
+    rates = measured["layers"]
+    macs = count.macs
+    dense = float(count.other_macs)
+    sops = 0.0
+    for name, a in aggregate_layers(count).items():
+        m = rates.get(name)
+        if m is not None and m["spike_input"]:
+            sops += a["macs"] * m["rate"]
+        else:
+            dense += a["macs"]
+    energy_pj = E_MAC_PJ * dense + E_AC_PJ * sops
+    return {"macs": float(macs), "dense_macs": dense, "sops": sops, "energy_mj": energy_pj * 1e-9,
+            "spike_mac_share": (macs - dense) / macs if macs else 0.0}
+
+
+# -- speed and memory in a fresh process -----------------------------------------------
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _maxrss_mb() -> float:
+    import resource
+
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: kilobytes
+    return kb / 1024.0 if sys.platform != "darwin" else kb / 2 ** 20
+
+
+def _rss_mb(field: str) -> Optional[float]:
+    """``VmRSS`` / ``VmHWM`` of /proc/self/status in MiB (None where there is no /proc)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
+def _reset_rss_peak() -> bool:
+    """Reset the resident high-water mark ``VmHWM`` (Linux >= 4.0: ``clear_refs`` 5).
+    ``ru_maxrss`` is no use in a child process: it also holds the parent's resident size
+    at the fork (kept across exec)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+# glibc keeps freed blocks and raises its mmap threshold as large blocks are freed, so a
+# step after a warm-up reuses pages already resident and would show almost no growth.
+# The memory process fixes the threshold: tensors >= 128 KiB are mapped and unmapped.
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
+CPU_MEMORY_METHOD = ("peak resident set above the resident set after one warm-up step (VmHWM of /proc/self/status, "
+                     "reset with /proc/self/clear_refs), in a separate process with glibc's mmap threshold fixed "
+                     "at 128 KiB so that freed tensors leave the resident set")
+CPU_MEMORY_FALLBACK = "growth of ru_maxrss after one warm-up step (a lower bound: VmHWM could not be reset)"
+CUDA_MEMORY_METHOD = "torch.cuda.max_memory_allocated above the memory allocated after one warm-up step"
+
+
+class _Peak:
+    """Peak memory of a block above what is in use when it starts."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.base = torch.cuda.memory_allocated(self.device)
+            self.method = CUDA_MEMORY_METHOD
+        elif _rss_mb("VmRSS") is not None and _reset_rss_peak():
+            self.base, self.method = _rss_mb("VmRSS"), CPU_MEMORY_METHOD
+        else:
+            self.base, self.method = _maxrss_mb(), CPU_MEMORY_FALLBACK
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.mb = (torch.cuda.max_memory_allocated(self.device) - self.base) / 2 ** 20
+        elif self.method == CPU_MEMORY_METHOD:
+            self.mb = max(0.0, (_rss_mb("VmHWM") or 0.0) - self.base)
+        else:
+            self.mb = max(0.0, _maxrss_mb() - self.base)
+
+
+def _median_time(step: Callable[[], None], device: torch.device, warmup: int, repeats: int) -> float:
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(max(1, repeats)):
+        _sync(device)
+        t0 = time.perf_counter()
+        step()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _peak_mb(step: Callable[[], None], device: torch.device):
+    """(MB, method): one warm-up call (weights, optimiser state and the code pages the
+    first call maps are then in place), then the peak of one more call above that."""
+    step()
+    with _Peak(device) as peak:
+        step()
+    return peak.mb, peak.method
+
+
+def _steps(cfg_path: str, checkpoint: Optional[str], size: int, patch: int, batch: int, throughput_batch: int,
+           device: str):
+    """(device, inference step factory, training step) for the model of a benchmark config."""
+    from .engine.checkpoint import load_checkpoint, model_state_from
+    from .engine.evaluator import reset_state
+    from .engine.optim import build_optimizer
+    from .engine.trainer import build_model_from_config
+    from .registry import build_task
+
+    cfg = load_config(cfg_path)
+    dev = torch.device(device)
+    task = build_task(cfg.task, **dict(cfg.task_args or {}))
+    torch.manual_seed(0)
+    model = build_model_from_config(cfg).to(dev)
+    if checkpoint:
+        ck = load_checkpoint(checkpoint, map_location=dev)
+        model.load_state_dict(ck["ema"] if ck.get("ema") else model_state_from(ck))
+
+    def infer(n):
+        b = {k: v.to(dev) if torch.is_tensor(v) else v for k, v in synthetic_batch(n, size).items()}
+
+        def step():
+            model.eval()
+            with torch.no_grad():
+                task.forward(model, b, dev)
+            reset_state(model)
+        return step
+
+    loss_fn = task.build_loss(cfg).to(dev)
+    opt = build_optimizer(model, cfg.optim)
+    tb = synthetic_batch(batch, patch)
+    clip = cfg.train.clip_grad
+
+    def train_step():  # the trainer's step, without AMP, accumulation and DDP
+        model.train()
+        opt.zero_grad(set_to_none=True)
+        pred, target, extras = task.forward(model, tb, dev)
+        loss, _ = loss_fn(pred.float(), target.float(), extras)
+        reset_state(model)
+        loss.backward()
+        if clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), float(clip))
+        opt.step()
+    return dev, infer, train_step
+
+
+def _measure(cfg_path: str, checkpoint: Optional[str], what: str, size: int, patch: int, batch: int, warmup: int,
+             repeats: int, throughput_batch: int, device: str) -> Dict[str, Any]:
+    """Run in a fresh process (see :func:`measure_speed`): ``what='speed'`` gives the
+    median latency (batch 1), throughput (``throughput_batch``) at ``size`` and training
+    step time (``batch`` x ``patch``); ``'memory'`` the peak memory of each."""
+    dev, infer, train_step = _steps(cfg_path, checkpoint, size, patch, batch, throughput_batch, device)
+    out: Dict[str, Any] = {"device": str(dev)}
+    if what == "speed":
+        out["latency_s"] = _median_time(infer(1), dev, warmup, repeats)
+        out["throughput"] = throughput_batch / _median_time(infer(throughput_batch), dev, warmup, repeats)
+        out["train_step_s"] = _median_time(train_step, dev, warmup, repeats)
+    elif what == "memory":
+        out["infer_peak_mb"], out["memory_method"] = _peak_mb(infer(1), dev)
+        out["train_peak_mb"], _ = _peak_mb(train_step, dev)
+    else:
+        raise ValueError(f"unknown measurement {what!r}; use speed or memory")
+    return out
+
+
+def _run_child(args: List[str], env_extra: Mapping[str, str], timeout: float) -> Dict[str, Any]:
+    cmd = [sys.executable, "-m", "restoration.benchmark", "_measure"] + args
+    env = dict(os.environ, **env_extra)
+    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    proc = subprocess.run(cmd, cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=timeout)
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("BENCH_JSON "):
+            return json.loads(line[len("BENCH_JSON "):])
+    raise RuntimeError(f"measurement process failed with exit code {proc.returncode}: {' '.join(cmd)}\n"
+                       f"{proc.stderr.strip()[-2000:]}")
+
+
+def measure_speed(cfg_path: os.PathLike, checkpoint: Optional[os.PathLike], size: int, patch: int, batch: int,
+                  warmup: int, repeats: int, throughput_batch: int, device: str, threads: int,
+                  timeout: float = 1800) -> Dict[str, Any]:
+    """Latency, throughput and training step time (one fresh process, the normal
+    allocator), then peak memory of an inference and a training step (a second fresh
+    process, see :data:`MALLOC_ENV`), for the model of the benchmark config ``cfg_path``."""
+    args = ["--config", str(cfg_path), "--size", str(size), "--patch", str(patch), "--batch", str(batch),
+            "--warmup", str(warmup), "--repeats", str(repeats), "--throughput-batch", str(throughput_batch),
+            "--device", device, "--threads", str(threads)] + (["--checkpoint", str(checkpoint)] if checkpoint else [])
+    out = _run_child(args + ["--what", "speed"], {}, timeout)
+    out.update(_run_child(args + ["--what", "memory"], MALLOC_ENV if device == "cpu" else {}, timeout))
+    return out
+
+
+def _measure_cli(argv: Sequence[str]) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m restoration.benchmark _measure")
+    p.add_argument("--config", required=True)
+    p.add_argument("--checkpoint")
+    p.add_argument("--what", required=True, choices=["speed", "memory"])
+    for k in ("size", "patch", "batch", "warmup", "repeats", "throughput-batch", "threads"):
+        p.add_argument(f"--{k}", type=int, required=True)
+    p.add_argument("--device", default="cpu")
+    a = p.parse_args(argv)
+    torch.set_num_threads(max(1, a.threads))
+    res = _measure(a.config, a.checkpoint, a.what, a.size, a.patch, a.batch, a.warmup, a.repeats,
+                   a.throughput_batch, a.device)
+    print("BENCH_JSON " + json.dumps(res), flush=True)
+    return 0
+
+
+# -- rows, CSV, markdown ---------------------------------------------------------------
+
+# (key, column title, format); the CSV holds every key, the markdown tables a selection.
+FIELDS = [
+    ("task", "task", "{}"), ("model", "model", "`{}`"), ("role", "role", "{}"),
+    ("params", "params", "{:,.0f}"), ("gmacs", "GMACs", "{:.2f}"), ("gsops", "GSOPs", "{:.3f}"),
+    ("spike_mac_share", "spike-fed MACs", "{:.0%}"), ("mean_rate", "firing rate", "{:.3f}"),
+    ("energy_mj", "energy (mJ)", "{:.2f}"), ("psnr", "PSNR", "{:.2f}"), ("ssim", "SSIM", "{:.4f}"),
+    ("ms_ssim", "MS-SSIM", "{:.4f}"), ("input_psnr", "input PSNR", "{:.2f}"), ("input_ssim", "input SSIM", "{:.4f}"),
+    ("train_seconds", "train wall (s)", "{:.0f}"), ("train_steps", "train steps", "{:.0f}"),
+    ("stated_size", "size", "{}"), ("trained_from", "weights", "{}"),
+]
+SPEED_FIELDS = [
+    ("latency_ms", "latency b1 (ms)", "{:.1f}"), ("throughput", "throughput (img/s)", "{:.2f}"),
+    ("train_step_ms", "train step (ms)", "{:.0f}"), ("infer_peak_mb", "infer peak (MB)", "{:.0f}"),
+    ("train_peak_mb", "train peak (MB)", "{:.0f}"),
+]
+QUALITY_COLUMNS = ["model", "role", "params", "gmacs", "gsops", "spike_mac_share", "mean_rate", "energy_mj",
+                   "psnr", "ssim", "ms_ssim"]
+
+
+def speed_keys(devices: Sequence[str]) -> List[str]:
+    return [f"{d}_{k}" for d in devices for k, _, _ in SPEED_FIELDS]
+
+
+def csv_keys(rows: Sequence[Mapping[str, Any]]) -> List[str]:
+    """The base fields, then any other key the rows carry (speed per device, SNR sweep)."""
+    keys = [k for k, _, _ in FIELDS]
+    for r in rows:
+        for k in r:
+            if k not in keys:
+                keys.append(k)
+    return keys
+
+
+def _atomic_write_text(path: Path, text: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
+
+
+def write_csv(rows: Sequence[Mapping[str, Any]], path: os.PathLike) -> Path:
+    keys = csv_keys(rows)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(keys)
+    for r in rows:
+        w.writerow(["" if r.get(k) is None else (f"{r[k]:.6g}" if isinstance(r[k], float) else r[k]) for k in keys])
+    return _atomic_write_text(Path(path), buf.getvalue())
+
+
+def _cell(value: Any, fmt: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    try:
+        return fmt.format(value)
+    except (ValueError, TypeError):
+        return str(value)
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str],
+                   titles: Optional[Mapping[str, str]] = None) -> str:
+    fmt = {k: (t, f) for k, t, f in FIELDS}
+    titles = dict(titles or {})
+    heads = [titles.get(c, fmt.get(c, (c, "{}"))[0]) for c in columns]
+    lines = ["| " + " | ".join(heads) + " |",
+             "|" + "|".join("---" if c in ("model", "role", "task", "device") else "---:" for c in columns) + "|"]
+    for r in rows:
+        lines.append("| " + " | ".join(_cell(r.get(c), fmt.get(c, (c, "{}"))[1]) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def speed_table(rows: Sequence[Mapping[str, Any]], devices: Sequence[str]) -> str:
+    """One line per (model, device)."""
+    lines = ["| model | device | " + " | ".join(t for _, t, _ in SPEED_FIELDS) + " |",
+             "|---|---|" + "---:|" * len(SPEED_FIELDS)]
+    for r in rows:
+        for d in devices:
+            cells = [_cell(r.get(f"{d}_{k}"), f) for k, _, f in SPEED_FIELDS]
+            if all(c == "–" for c in cells):
+                continue
+            lines.append(f"| `{r['model']}` | {d} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def snr_table(curves: Mapping[str, Sequence[Mapping[str, float]]]) -> str:
+    """PSNR / MS-SSIM per model (rows) and channel SNR (columns)."""
+    if not curves:
+        return ""
+    snrs = [p["snr_db"] for p in next(iter(curves.values()))]
+    head = "| model | " + " | ".join(f"PSNR @{s:g} dB" for s in snrs) + " | " + \
+        " | ".join(f"MS-SSIM @{s:g} dB" for s in snrs) + " |"
+    lines = [head, "|---|" + "---:|" * (2 * len(snrs))]
+    for model, pts in curves.items():
+        lines.append(f"| `{model}` | " + " | ".join(f"{p['psnr']:.2f}" for p in pts) + " | " +
+                     " | ".join(_cell(p.get("ms_ssim"), "{:.4f}") for p in pts) + " |")
+    return "\n".join(lines)
+
+
+def markdown_report(rows: Sequence[Mapping[str, Any]], budget_label: str, devices: Sequence[str],
+                    curves: Optional[Mapping[str, Mapping[str, Sequence[Mapping[str, float]]]]] = None,
+                    notes: Sequence[str] = (), protocols: Optional[Mapping[str, str]] = None) -> str:
+    """The run's ``benchmark.md``: per task a quality/cost table (with the degraded
+    input's scores where it is an image comparable with the target), the SNR sweep where
+    there is one, then one speed/memory table."""
+    out = [f"# SNN vs ANN benchmark — {budget_label}", ""]
+    out += [f"- {n}" for n in notes]
+    out += [f"- Energy: {ENERGY_FORMULA}.", ""]
+    for task in dict.fromkeys(r["task"] for r in rows):
+        trs = [r for r in rows if r["task"] == task]
+        size = trs[0].get("stated_size")
+        unit = f"a stereo pair of {size}x{size} views" if task == "stereo_jscc" else f"one {size}x{size} image"
+        proto = (protocols or {}).get(task, "")
+        out += [f"## {task}", "",
+                f"Cost per {unit}; quality on the held-out split ({trs[0].get('n_test', '?')} items{proto}).", ""]
+        cols = [c for c in QUALITY_COLUMNS if any(r.get(c) is not None for r in trs)]
+        table_rows = list(trs)
+        if any(r.get("input_psnr") is not None for r in trs):
+            r0 = trs[0]
+            table_rows.append({"model": "(degraded input)", "role": "no model", "psnr": r0.get("input_psnr"),
+                               "ssim": r0.get("input_ssim"), "ms_ssim": r0.get("input_ms_ssim")})
+        out += [markdown_table(table_rows, cols), ""]
+        if curves and curves.get(task):
+            out += ["Channel SNR sweep (models trained at the recipe's SNR):", "", snr_table(curves[task]), ""]
+    out += ["## Speed and memory", "", speed_table(rows, devices), ""]
+    return "\n".join(out)
+
+
+# -- plots ---------------------------------------------------------------------------------
+
+ROLE_STYLE = {"SNN": ("tab:red", "o"), "ANN twin": ("tab:blue", "s"), "ANN baseline": ("tab:green", "^")}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: os.PathLike, dpi: int = 90) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight")
+    os.replace(tmp, path)
+    return path
+
+
+def _log_axis(ax) -> None:
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def plot_quality_energy(rows: Sequence[Mapping[str, Any]], task: str, path: os.PathLike, title: str = "") -> Path:
+    """PSNR and SSIM against energy per item (log scale) for the models of one task; the
+    degraded input's score as a dashed line when the task has one."""
+    plt = _plt()
+    trs = [r for r in rows if r["task"] == task and r.get("energy_mj") is not None]
+    fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.4))
+    for ax, key, label in ((axes[0], "psnr", "PSNR (dB)"), (axes[1], "ssim", "SSIM")):
+        for j, r in enumerate(trs):
+            if r.get(key) is None:
+                continue
+            color, marker = ROLE_STYLE.get(r["role"], ("tab:gray", "x"))
+            ax.scatter(r["energy_mj"], r[key], c=color, marker=marker, s=60, label=f"{r['model']} ({r['role']})")
+            # staggered labels: models with equal energy and quality stay readable
+            ax.annotate(r["model"], (r["energy_mj"], r[key]), textcoords="offset points",
+                        xytext=(6, 10 - 11 * j), fontsize=8, color=color)
+        inp = next((r.get(f"input_{key}") for r in trs if r.get(f"input_{key}") is not None), None)
+        if inp is not None:
+            ax.axhline(inp, color="gray", ls="--", lw=1, label="degraded input")
+        _log_axis(ax)
+        ax.set_xlabel(f"energy per item (mJ, {trs[0]['stated_size']} px)" if trs else "energy (mJ)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3, which="both")
+        ax.margins(x=0.3, y=0.25)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)) or 1, fontsize=8,
+               bbox_to_anchor=(0.5, -0.12))
+    fig.suptitle(title or f"{task}: quality vs energy", fontsize=10)
+    try:
+        return _save(fig, path)
+    finally:
+        plt.close(fig)
+
+
+def plot_snr_curves(curves: Mapping[str, Sequence[Mapping[str, float]]], path: os.PathLike,
+                    roles: Optional[Mapping[str, str]] = None, title: str = "") -> Path:
+    """PSNR and MS-SSIM against channel SNR, one line per model."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.2))
+    for model, pts in curves.items():
+        color, marker = ROLE_STYLE.get((roles or {}).get(model, ""), (None, "o"))
+        snrs = [p["snr_db"] for p in pts]
+        axes[0].plot(snrs, [p["psnr"] for p in pts], marker=marker, color=color, label=model)
+        if all(p.get("ms_ssim") is not None for p in pts):
+            axes[1].plot(snrs, [p["ms_ssim"] for p in pts], marker=marker, color=color, label=model)
+    for ax, label in ((axes[0], "PSNR (dB)"), (axes[1], "MS-SSIM")):
+        ax.set_xlabel("channel SNR (dB)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title or "stereo JSCC: quality vs channel SNR", fontsize=10)
+    try:
+        return _save(fig, path)
+    finally:
+        plt.close(fig)
+
+
+def plot_firing_rates(rates: Mapping[str, Mapping[str, float]], path: os.PathLike, title: str = "") -> Path:
+    """One panel per spiking model: the firing rate of every neuron layer in forward
+    order, coloured and labelled by the top-level module it sits in."""
+    plt = _plt()
+    models = [m for m, r in rates.items() if r]
+    if not models:
+        raise ValueError("no firing rates to plot (no spiking model was measured)")
+    fig, axes = plt.subplots(len(models), 1, figsize=(9, 2.5 * len(models)), squeeze=False)
+    cmap = plt.get_cmap("tab10")
+    for ax, model in zip(axes[:, 0], models):
+        names = list(rates[model])
+        top = [n.split(".")[0] for n in names]
+        groups = list(dict.fromkeys(top))
+        vals = [rates[model][n] for n in names]
+        ax.bar(range(len(vals)), vals, color=[cmap(groups.index(g) % 10) for g in top])
+        starts = [i for i, g in enumerate(top) if i == 0 or top[i - 1] != g]
+        ax.set_xticks(starts)
+        ax.set_xticklabels([top[i] for i in starts], rotation=35, ha="right", fontsize=7)
+        ax.set_xlim(-0.7, len(vals) - 0.3)
+        ax.set_ylabel("firing rate")
+        ax.set_title(f"{model}: {len(vals)} neuron layers, mean {sum(vals) / len(vals):.3f} (unweighted)",
+                     fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    try:
+        return _save(fig, path)
+    finally:
+        plt.close(fig)
+
+
+# -- spatial firing-rate maps (tools/visualize_spikes.py) ---------------------------------
+
+@torch.no_grad()
+def spike_maps(model: nn.Module, *inputs, item: int = 0) -> "Dict[str, Dict[str, Any]]":
+    """Firing-rate map (H x W, in [0, 1]) of every spiking-neuron layer for one forward:
+    the fraction of channels and time steps that fired at each position of batch item
+    ``item``. SpikingJelly neurons fire where the output is non-zero; OLIF where its
+    output exceeds ``Vth`` (its non-firing positions output ``Vth``). A layer called
+    several times (per view, per step) gets the mean of its calls.
+
+    Returns ``{name: {'map': tensor, 'kind': str, 'calls': int}}`` in forward order; the
+    model's state is reset afterwards.
+    """
+    from .spiking import OLIF, is_spiking_neuron
+
+    maps: Dict[str, Dict[str, Any]] = {}
+    handles = []
+
+    def hook(name):
+        def record(module, args, out):
+            if isinstance(module, OLIF):
+                fired = (out > module.Vth.to(out.dtype)).float()  # N,C,H,W
+                kind = f"OLIF along {'H' if module.dim == 2 else 'W'}"
+                m = fired[item].mean(0)
+            else:
+                fired = (out != 0).float()
+                kind = type(module).__name__
+                m = fired[:, item].mean((0, 1)) if fired.dim() == 5 else fired[item].mean(0)
+            e = maps.setdefault(name, {"map": torch.zeros_like(m), "kind": kind, "calls": 0})
+            if e["map"].shape == m.shape:
+                e["map"] += m
+                e["calls"] += 1
+        return record
+
+    for name, m in model.named_modules():
+        if is_spiking_neuron(m):
+            handles.append(m.register_forward_hook(hook(name or type(m).__name__)))
+    if not handles:
+        raise ValueError(f"{type(model).__name__} has no spiking neuron: firing-rate maps need a spiking model "
+                         f"(not an ANN twin)")
+    was = model.training
+    model.eval()
+    try:
+        model(*inputs)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was)
+        from spikingjelly.activation_based import functional
+
+        functional.reset_net(model)
+    for e in maps.values():
+        e["map"] = (e["map"] / max(1, e["calls"])).cpu()
+    return maps
+
+
+def region_rates(rate_map: torch.Tensor, mask: torch.Tensor) -> "tuple":
+    """Mean firing rate inside and outside ``mask`` (H x W bool at image size), the mask
+    brought to the map's resolution by area averaging (a cell is inside when at least
+    half of its pixels are)."""
+    import torch.nn.functional as F
+
+    h, w = rate_map.shape[-2:]
+    m = F.adaptive_avg_pool2d(mask.float()[None, None], (h, w))[0, 0] >= 0.5
+    inside = float(rate_map[m].mean()) if m.any() else float("nan")
+    outside = float(rate_map[~m].mean()) if (~m).any() else float("nan")
+    return inside, outside
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "_measure":
+        sys.exit(_measure_cli(sys.argv[2:]))
+    print("usage: python tools/benchmark.py --help (this module's own entry point is internal)", file=sys.stderr)
+    sys.exit(2)

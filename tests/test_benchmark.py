@@ -1,0 +1,303 @@
+"""The cross-task benchmark (restoration/benchmark.py, tools/benchmark.py) and
+tools/visualize_spikes.py: energy bookkeeping on a toy SNN whose counts are known in
+closed form, table and CSV assembly, plots, budgets, memory peaks, CLI errors, spike
+maps, and a micro end-to-end run."""
+import csv
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from PIL import Image
+from spikingjelly.activation_based import neuron
+
+from restoration import benchmark as B
+from restoration.engine.task import PairedImageTask
+from restoration.spiking import to_ann
+
+REPO = Path(__file__).resolve().parent.parent
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small spiking nets run many tiny ops; on shared cores one thread is far faster."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def load_tool(name: str, monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "tools"))
+    spec = importlib.util.spec_from_file_location(f"_tool_{name}", REPO / "tools" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+# -- a toy SNN with known counts ---------------------------------------------------------
+
+class ToySNN(nn.Module):
+    """conv1 (1x1, 3->2) copies R and G; an IF neuron fires where they are >= 0.5;
+    conv2 (1x1, 2->3) reads the spikes."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 2, 1, bias=False)
+        with torch.no_grad():
+            self.conv1.weight.zero_()
+            self.conv1.weight[0, 0] = 1.0
+            self.conv1.weight[1, 1] = 1.0
+        self.neuron = neuron.IFNode(v_threshold=0.5)
+        self.conv2 = nn.Conv2d(2, 3, 1)
+
+    def forward(self, x):
+        return self.conv2(self.neuron(self.conv1(x)))
+
+
+def toy_images():
+    """A: 4x4, R high on 6 pixels -> 6 spikes of 32; B: 6x6, R high everywhere -> 36 of 72."""
+    a = torch.full((3, 4, 4), 0.1)
+    a[0].view(-1)[:6] = 0.9
+    b = torch.full((3, 6, 6), 0.1)
+    b[0] = 0.9
+    return [a, b]
+
+
+def batches(images):
+    return [{"input": im[None], "target": im[None], "name": [str(i)]} for i, im in enumerate(images)]
+
+
+RATE = (6 + 36) / (32 + 72)  # spikes / neuron outputs over both images (MACs are proportional)
+
+
+def test_energy_on_toy_snn_matches_closed_form():
+    model, task = ToySNN().eval(), PairedImageTask()
+    measured = B.measure_ops(model, task, batches(toy_images()), "cpu")
+    assert measured["layers"]["model.conv1"]["spike_input"] is False
+    assert measured["layers"]["model.conv2"]["spike_input"] is True
+    assert measured["layers"]["model.conv2"]["rate"] == pytest.approx(RATE)
+    assert measured["mean_rate"] == pytest.approx(RATE)
+    size = 8
+    macs1 = 2 * size * size * 3  # output elements x input channels (1x1 kernel)
+    macs2 = 3 * size * size * 2
+    cost = B.cost_at_size(model, task, "cpu", size, measured)
+    assert cost["macs"] == macs1 + macs2
+    assert cost["dense_macs"] == macs1
+    assert cost["sops"] == pytest.approx(macs2 * RATE)
+    assert cost["energy_mj"] == pytest.approx((4.6 * macs1 + 0.9 * macs2 * RATE) * 1e-9)
+    assert cost["spike_mac_share"] == pytest.approx(0.5)
+
+
+def test_energy_of_ann_twin_is_all_macs_even_with_dead_relus():
+    twin, task = to_ann(ToySNN()).eval(), PairedImageTask()
+    black = [torch.zeros(3, 4, 4)]  # conv2 sees only zeros: 0/1 values, but no spikes
+    measured = B.measure_ops(twin, task, batches(black), "cpu")
+    assert not any(layer["spike_input"] for layer in measured["layers"].values())
+    assert measured["mean_rate"] is None and measured["neuron_rates"] == {}
+    cost = B.cost_at_size(twin, task, "cpu", 8, measured)
+    assert cost["sops"] == 0
+    assert cost["energy_mj"] == pytest.approx(4.6 * cost["macs"] * 1e-9)
+
+
+# -- rows, CSV, markdown -----------------------------------------------------------------
+
+def fake_rows():
+    common = dict(task="derain", params=1000, gmacs=1.5, stated_size=256, n_test=8, input_psnr=25.0,
+                  input_ssim=0.8, cpu_latency_ms=12.0, cpu_throughput=80.0, cpu_train_step_ms=300.0,
+                  cpu_infer_peak_mb=50.0, cpu_train_peak_mb=400.0)
+    return [dict(common, model="toy_snn", role="SNN", gsops=0.25, spike_mac_share=0.5, mean_rate=0.1,
+                 energy_mj=2.0, psnr=30.0, ssim=0.9, ms_ssim=0.95),
+            dict(common, model="toy_snn_ann", role="ANN twin", gsops=0.0, spike_mac_share=0.0, mean_rate=None,
+                 energy_mj=6.9, psnr=31.5, ssim=0.91, ms_ssim=0.96)]
+
+
+def test_csv_round_trip(tmp_path):
+    rows = fake_rows()
+    path = B.write_csv(rows, tmp_path / "b.csv")
+    with open(path) as f:
+        back = list(csv.DictReader(f))
+    assert [r["model"] for r in back] == ["toy_snn", "toy_snn_ann"]
+    assert float(back[0]["energy_mj"]) == 2.0 and float(back[1]["psnr"]) == 31.5
+    assert back[1]["mean_rate"] == ""  # None is an empty cell
+    assert float(back[0]["cpu_train_peak_mb"]) == 400.0  # keys beyond FIELDS are kept
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_markdown_report_tables():
+    curves = {"stereo_jscc": {"toy_snn": [{"snr_db": 0.0, "psnr": 20.0, "ssim": 0.5, "ms_ssim": 0.7},
+                                          {"snr_db": 5.0, "psnr": 22.5, "ssim": 0.6, "ms_ssim": 0.8}]}}
+    rows = fake_rows() + [dict(fake_rows()[0], task="stereo_jscc", input_psnr=None, input_ssim=None)]
+    text = B.markdown_report(rows, "QUICK budget: smoke", ["cpu"], curves, notes=["note one"],
+                             protocols={"derain": ", Y channel, border 4"})
+    assert text.startswith("# SNN vs ANN benchmark — QUICK budget: smoke")
+    assert "- note one" in text and "4.6 pJ x MACs" in text
+    assert "| `toy_snn` | SNN | 1,000 | 1.50 | 0.250 | 50% | 0.100 | 2.00 | 30.00 | 0.9000 | 0.9500 |" in text
+    assert "| `toy_snn_ann` | ANN twin | 1,000 | 1.50 | 0.000 | 0% | – | 6.90 | 31.50 | 0.9100 | 0.9600 |" in text
+    assert "| `(degraded input)` | no model | – | – | – | – | – | – | 25.00 | 0.8000 | – |" in text
+    assert "(8 items, Y channel, border 4)" in text
+    assert "| `toy_snn` | 20.00 | 22.50 | 0.7000 | 0.8000 |" in text  # the SNR sweep
+    assert "| `toy_snn` | cpu | 12.0 | 80.00 | 300 | 50 | 400 |" in text
+    # the stereo section has no degraded-input row
+    stereo = text.split("## stereo_jscc")[1]
+    assert "(degraded input)" not in stereo.split("## Speed")[0]
+
+
+def test_plots_write_png_files(tmp_path):
+    rows = fake_rows()
+    paths = [B.plot_quality_energy(rows, "derain", tmp_path / "qe.png"),
+             B.plot_snr_curves({"a": [{"snr_db": 0, "psnr": 20, "ms_ssim": 0.7}, {"snr_db": 5, "psnr": 22, "ms_ssim": 0.8}]},
+                               tmp_path / "snr.png", {"a": "SNN"}),
+             B.plot_firing_rates({"derain/toy_snn": {"enc.0.lif": 0.1, "enc.1.lif": 0.2, "dec.0.lif": 0.05}},
+                                 tmp_path / "rates.png")]
+    for p in paths:
+        assert p.read_bytes()[:8] == PNG_MAGIC and p.stat().st_size > 2000
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["qe.png", "rates.png", "snr.png"]  # no temporaries
+    with pytest.raises(ValueError, match="no firing rates"):
+        B.plot_firing_rates({"derain/toy_ann": {}}, tmp_path / "none.png")
+
+
+# -- budgets ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("budget", ["quick", "full"])
+def test_budget_is_the_same_for_every_model_of_a_task(budget):
+    keys = ["data.patch_size", "data.batch_size", "data.builtin", "data.root", "data.repeat", "train.epochs",
+            "train.max_steps_per_epoch", "seed", "data.test_split"]
+    for task, specs in B.SUITES.items():
+        cfgs = [B.build_bench_config(s, task, budget, "cpu") for s in specs]
+        assert [c.model.name for c in cfgs] == [s.name for s in specs]
+        for k in keys:
+            assert len({repr(c.get_path(k)) for c in cfgs}) == 1, (task, k)
+    if budget == "full":  # the shipped CPU recipe of the task's spiking model
+        from restoration.config import CONFIG_ROOT, load_config
+
+        ref = load_config(CONFIG_ROOT / "derain/esdnet_cpu.yaml")
+        c = B.build_bench_config(B.SUITES["derain"][0], "derain", "full")
+        assert (c.train.epochs, c.data.batch_size, c.data.patch_size) == (
+            ref.train.epochs, ref.data.batch_size, ref.data.patch_size)
+
+
+def test_warmup_keeps_its_fraction_and_user_overrides_win():
+    snn, _, aecr = B.SUITES["dehaze"]
+    c = B.build_bench_config(snn, "dehaze", "quick", extra=["optim.lr=0.5"])
+    # dehazesnn_s_cpu.yaml: 1 warm-up epoch of 6; the quick budget runs 2 epochs
+    assert c.sched.warmup_epochs == pytest.approx(2 / 6)
+    assert c.optim.lr == 0.5
+    assert B.build_bench_config(aecr, "dehaze", "quick").sched.warmup_epochs == pytest.approx(2 / 6)
+    assert B.build_bench_config(B.SUITES["stereo_jscc"][0], "stereo_jscc", "quick").sched.warmup_epochs == 0
+
+
+def test_lr_scale_multiplies_every_recipe_rate():
+    snn, twin, aecr = B.SUITES["dehaze"]
+    scale = B.BUDGETS["quick"]["tasks"]["dehaze"]["lr_scale"]
+    c = B.build_bench_config(snn, "dehaze", "quick")
+    assert (c.optim.lr, c.optim.neuron_lr) == pytest.approx((1e-4 * scale, 5e-5 * scale))  # dehazesnn_m.yaml
+    assert B.build_bench_config(aecr, "dehaze", "quick").optim.lr == pytest.approx(1e-4 * scale)  # aecrnet.yaml
+    assert B.build_bench_config(snn, "dehaze", "full").optim.lr == pytest.approx(1e-4)
+
+
+# -- speed and memory ------------------------------------------------------------------------
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc")
+def test_peak_memory_sees_a_transient_allocation():
+    mb, method = B._peak_mb(lambda: torch.ones(16 * 2 ** 20).sum(), torch.device("cpu"))  # 64 MiB float32
+    assert 56 <= mb <= 200, mb
+    assert "VmHWM" in method
+    mb0, _ = B._peak_mb(lambda: torch.ones(16).sum(), torch.device("cpu"))
+    assert mb0 < 8
+
+
+def test_measure_speed_and_memory_in_process(tmp_path):
+    from restoration.config import dump_config
+
+    cfg = B.build_bench_config(B.SUITES["derain"][0], "derain", "micro", "cpu")
+    dump_config(cfg, tmp_path / "c.yaml")
+    s = B._measure(str(tmp_path / "c.yaml"), None, "speed", 32, 16, 2, 0, 1, 2, "cpu")
+    assert s["latency_s"] > 0 and s["throughput"] > 0 and s["train_step_s"] > 0
+    m = B._measure(str(tmp_path / "c.yaml"), None, "memory", 32, 16, 2, 0, 1, 2, "cpu")
+    assert m["infer_peak_mb"] >= 0 and m["train_peak_mb"] >= 0 and m["memory_method"]
+
+
+# -- command line ----------------------------------------------------------------------------
+
+def test_cli_help_runs_as_a_script():
+    proc = subprocess.run([sys.executable, "tools/benchmark.py", "--help"], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "--budget" in proc.stdout and "dhf_jscc_snn (SNN)" in proc.stdout and "quick" in proc.stdout
+
+
+def test_cli_unknown_task_and_bad_checkpoint_are_clear(monkeypatch, capsys, tmp_path):
+    tool = load_tool("benchmark", monkeypatch)
+    with pytest.raises(SystemExit) as e:
+        tool.main(["--tasks", "denoise"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "invalid choice: 'denoise'" in err and "dehaze" in err
+    with pytest.raises(SystemExit):
+        tool.main(["--tasks", "derain", "--checkpoint", "dehazesnn_s=x.pth"])
+    assert "'dehazesnn_s' is not benchmarked in tasks derain" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        tool.main(["--tasks", "derain", "--checkpoint", f"esdnet_tiny={tmp_path / 'missing.pth'}"])
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_micro_end_to_end(monkeypatch, tmp_path):
+    monkeypatch.setenv("SNN_RESTORATION_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("RESTORATION_NO_TQDM", "1")
+    tool = load_tool("benchmark", monkeypatch)
+    out = tmp_path / "run"
+    assert tool.main(["--tasks", "derain", "--budget", "micro", "--no-speed", "--threads", "1",
+                      "--out", str(out)]) == 0
+    with open(out / "benchmark.csv") as f:
+        rows = {r["model"]: r for r in csv.DictReader(f)}
+    snn, ann = rows["esdnet_tiny"], rows["esdnet_tiny_ann"]
+    assert snn["role"] == "SNN" and ann["role"] == "ANN twin"
+    assert float(snn["gsops"]) > 0 and float(ann["gsops"]) == 0 and ann["mean_rate"] == ""
+    assert float(snn["gmacs"]) == pytest.approx(float(ann["gmacs"]))  # same graph, same dense count
+    for r in (snn, ann):  # the stated formula, from the reported columns
+        dense = float(r["gmacs"]) * (1 - float(r["spike_mac_share"]))
+        assert float(r["energy_mj"]) == pytest.approx(4.6 * dense + 0.9 * float(r["gsops"]), rel=1e-4)
+        assert r["train_steps"] == "2" and float(r["psnr"]) > 0
+    text = (out / "benchmark.md").read_text()
+    assert "MICRO budget" in text and "(degraded input)" in text
+    for name in ("quality_energy_derain.png", "firing_rates.png"):
+        assert (out / name).read_bytes()[:8] == PNG_MAGIC
+    assert "derain/esdnet_tiny," in (out / "layer_rates.csv").read_text()
+
+
+# -- spike maps and tools/visualize_spikes.py ----------------------------------------------------
+
+def test_spike_maps_and_region_rates_on_toy():
+    a = toy_images()[0]
+    maps = B.spike_maps(ToySNN(), a[None])
+    m = maps["neuron"]["map"]
+    expected = (a[:2] >= 0.5).float().mean(0)  # channels that fired at each position
+    assert torch.equal(m, expected) and maps["neuron"]["calls"] == 1
+    inside, outside = B.region_rates(m, a[0] > 0.5)
+    assert (inside, outside) == (0.5, 0.0)
+    with pytest.raises(ValueError, match="no spiking neuron"):
+        B.spike_maps(to_ann(ToySNN()), a[None])
+
+
+def test_visualize_spikes_cli(monkeypatch, tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    clean = (rng.random((28, 36, 3)) * 160).astype(np.uint8)  # not a multiple of 4: padded and cropped
+    rainy = clean.copy()
+    rainy[:, ::6] = 255  # vertical "streaks"
+    Image.fromarray(clean).save(tmp_path / "clean.png")
+    Image.fromarray(rainy).save(tmp_path / "rainy.png")
+    tool = load_tool("visualize_spikes", monkeypatch)
+    out = tmp_path / "maps.png"
+    assert tool.main(["--model", "esdnet_tiny", "--image", str(tmp_path / "rainy.png"), "--target",
+                      str(tmp_path / "clean.png"), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "degraded pixels" in text and "encoder_level1.0.residual.0" in text and "28x36" in text
+    assert out.read_bytes()[:8] == PNG_MAGIC
+    assert tool.main(["--model", "esdnet_tiny_ann", "--image", str(tmp_path / "rainy.png"),
+                      "--out", str(tmp_path / "x.png")]) == 2
+    assert "no spiking neuron" in capsys.readouterr().err

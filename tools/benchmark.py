@@ -1,0 +1,300 @@
+#!/usr/bin/env python
+"""Cross-task SNN vs ANN benchmark: quality, energy, speed and memory, with plots.
+
+    python tools/benchmark.py --tasks dehaze derain stereo_jscc --budget quick
+    python tools/benchmark.py --tasks derain --budget full --device cuda --out runs/bench_derain
+    python tools/benchmark.py --tasks derain --checkpoint esdnet_tiny=runs/derain/x/esdnet_tiny_last.pth \\
+        --checkpoint esdnet_tiny_ann=runs/derain/y/esdnet_tiny_ann_last.pth
+
+For each task it trains with the engine (or loads with --checkpoint) the spiking model,
+its ANN twin and the ANN baseline on the same data with the same budget, evaluates all
+on the same held-out split and writes to the run folder: benchmark.md (tables),
+benchmark.csv, layer_rates.csv, jscc_snr.csv, and PNG plots (quality vs energy per
+task, JSCC SNR curves, firing rate per layer). See docs/BENCHMARKS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import _bootstrap  # noqa: F401  (repository root on sys.path)
+
+from restoration.benchmark import BUDGETS, JSCC_SNRS, STATED_SIZE, SUITES  # noqa: E402
+
+EPILOG = """models per task:
+""" + "\n".join(f"  {t:12s} " + ", ".join(f"{s.name} ({s.role})" for s in specs) for t, specs in SUITES.items()) + """
+
+budgets (what all models of a task share: data, crop, batch, optimiser steps, seed):
+  quick  a smoke-level comparison, all three tasks in well under 30 minutes on 2 CPU cores
+  full   each task's shipped CPU recipe (configs/<task>/*_cpu.yaml)
+Each model keeps its own recipe's optimiser, loss and schedule shape.
+"""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tools/benchmark.py", description=__doc__.split("\n\n")[0],
+                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tasks", nargs="+", required=True, choices=list(SUITES), metavar="TASK",
+                   help=f"tasks to benchmark: {', '.join(SUITES)}")
+    p.add_argument("--budget", default="quick", choices=[b for b in BUDGETS if b != "micro"] + ["micro"],
+                   help="training budget: quick (default) or full; micro is for the tests")
+    p.add_argument("--device", default="auto", help="training and evaluation device: auto, cpu, cuda, cuda:N")
+    p.add_argument("--speed-devices", nargs="+", default=None, metavar="DEV",
+                   help="devices for the latency/memory measurements (default: cpu, and cuda when present)")
+    p.add_argument("--out", help="run folder (default runs/benchmark/<budget>_<date-time>)")
+    p.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH",
+                   help="use these weights for model NAME instead of training it (repeatable)")
+    p.add_argument("--data-dir", action="append", default=[], metavar="TASK=PATH",
+                   help="data folder for TASK (default: its built-in generated set)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override applied to every model's recipe, e.g. --set optim.lr=1e-3")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: OMP_NUM_THREADS, else half the cores)")
+    p.add_argument("--no-speed", dest="speed", action="store_false", help="skip latency/throughput/memory")
+    return p
+
+
+def pairs(items, what: str, p: argparse.ArgumentParser) -> dict:
+    out = {}
+    for it in items:
+        if "=" not in it:
+            p.error(f"{what} expects NAME=PATH, got {it!r}")
+        k, v = it.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def machine_line(threads: int) -> str:
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    import torch
+
+    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
+    return (f"{cpu or 'unknown CPU'}, {os.cpu_count()} logical cores{gpu}; torch {torch.__version__} "
+            f"with {threads} thread(s); Python {platform.python_version()}")
+
+
+class Clock:
+    """Progress lines with the elapsed time: one line per stage, never a redraw."""
+
+    def __init__(self, total: int, log):
+        self.t0, self.total, self.log = time.time(), total, log
+
+    def say(self, i: int, what: str) -> None:
+        m, s = divmod(int(time.time() - self.t0), 60)
+        self.log.info(f"[{i}/{self.total} {m:02d}:{s:02d}] {what}")
+
+
+def run_model(i, clock, task_name, spec, args, out, data_dirs, checkpoints, speed_devices, threads):
+    """Train (or load), evaluate, count and time one model; returns (row, SNR curve or None,
+    per-layer neuron firing rates, metric protocol)."""
+    from torch.utils.data import DataLoader, Subset
+
+    from restoration.benchmark import build_bench_config, cost_at_size, measure_ops, measure_speed
+    from restoration.config import Config, dump_config
+    from restoration.engine.checkpoint import load_checkpoint, model_state_from
+    from restoration.engine.distributed import DistInfo
+    from restoration.engine.evaluator import Evaluator
+    from restoration.engine.trainer import Trainer, build_model_from_config, resolve_device
+    from restoration.registry import build_task
+
+    label = f"{task_name} / {spec.name} ({spec.role})"
+    cfg = build_bench_config(spec, task_name, args.budget, args.device, data_dirs.get(task_name), args.overrides)
+    task = build_task(task_name, **dict(cfg.task_args or {}))
+    run_dir = out / task_name / spec.name
+    row = {"task": task_name, "model": spec.name, "role": spec.role}
+    if spec.name in checkpoints:
+        ckpt = Path(checkpoints[spec.name])
+        ck = load_checkpoint(ckpt)
+        saved = (ck.get("config") or {}).get("model") if isinstance(ck, dict) else None
+        if saved and saved.get("name") == spec.name:  # the arguments it was built with
+            cfg.model.args = Config(saved.get("args") or {})
+        device = resolve_device(cfg.device, DistInfo())
+        model = build_model_from_config(cfg).to(device)
+        model.load_state_dict(ck["ema"] if ck.get("ema") else model_state_from(ck))
+        row.update(trained_from=str(ckpt), train_seconds=None, train_steps=None)
+        clock.say(i, f"{label}: weights from {ckpt}")
+    else:
+        clock.say(i, f"{label}: training ({cfg.train.epochs} epochs x {cfg.train.max_steps_per_epoch or 'all'} "
+                     f"steps, batch {cfg.data.batch_size}, crop {cfg.data.patch_size}, recipe {spec.recipe})")
+        trainer = Trainer(cfg, task, run_dir)
+        t0 = time.time()
+        trainer.fit()
+        row.update(train_seconds=time.time() - t0, train_steps=trainer.global_step, trained_from="trained here")
+        model, device = trainer.eval_model(), trainer.device
+        ckpt = trainer.ckpt.path("last")
+    model.eval()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg_path = run_dir / "bench_config.yaml"
+    dump_config(cfg, cfg_path)
+
+    # quality on the held-out split, the task's protocol
+    clock.say(i, f"{label}: evaluating on the held-out '{cfg.data.test_split}' split")
+    test_cfg = Config(cfg.to_dict())
+    test_cfg.data.valid_mode = "test"
+    test_set = task.build_dataset(test_cfg, cfg.data.test_split, False)
+    cap = BUDGETS[args.budget].get("max_test_images")
+    if cap and cap < len(test_set):
+        test_set = Subset(test_set, range(cap))
+    ev = Evaluator(task, cfg, device)
+    res = ev.evaluate(model, test_set, full=True)
+    s = res.summary
+    row.update(n_test=len(test_set), psnr=s.get("psnr"), ssim=s.get("ssim"), ms_ssim=s.get("ms_ssim"),
+               input_psnr=s.get("input_psnr"), input_ssim=s.get("input_ssim"), input_ms_ssim=s.get("input_ms_ssim"))
+    protocol = (", Y channel" if ev.y_channel else ", RGB") + (f", border {ev.crop_border}" if ev.crop_border else "")
+
+    curve = None
+    snr_key = getattr(task, "snr_config_key", None)
+    if snr_key and hasattr(model, snr_key.split(".")[-1]):
+        attr = snr_key.split(".")[-1]
+        trained_snr = getattr(model, attr)
+        row["train_snr_db"] = trained_snr
+        curve = []
+        try:
+            for snr in JSCC_SNRS:
+                setattr(model, attr, snr)
+                r = ev.evaluate(model, test_set, full=True).summary
+                curve.append({"snr_db": snr, "psnr": r["psnr"], "ssim": r["ssim"], "ms_ssim": r.get("ms_ssim")})
+                row[f"psnr_snr{snr:g}"], row[f"ms_ssim_snr{snr:g}"] = r["psnr"], r.get("ms_ssim")
+        finally:
+            setattr(model, attr, trained_snr)
+        clock.say(i, f"{label}: SNR sweep " + ", ".join(f"{p['snr_db']:g} dB {p['psnr']:.2f}" for p in curve))
+
+    # cost: firing rates on the held-out images, MACs / SOPs / energy at the stated size
+    size = BUDGETS[args.budget].get("stated_size") or STATED_SIZE[task_name]
+    measured = measure_ops(model, task, DataLoader(test_set, batch_size=1), device, fn=ev.model_fn(model))
+    cost = cost_at_size(model, task, device, size, measured)
+    row.update(params=sum(p.numel() for p in model.parameters()), gmacs=cost["macs"] / 1e9,
+               gsops=cost["sops"] / 1e9, spike_mac_share=cost["spike_mac_share"], energy_mj=cost["energy_mj"],
+               mean_rate=measured["mean_rate"], stated_size=size)
+
+    # speed and memory, each in a fresh process
+    if args.speed:
+        sp = BUDGETS[args.budget]["speed"]
+        for dev in speed_devices:
+            clock.say(i, f"{label}: latency, throughput, training step and peak memory on {dev}")
+            m = measure_speed(cfg_path, ckpt, size, int(cfg.data.patch_size), int(cfg.data.batch_size),
+                              sp["warmup"], sp["repeats"], sp["throughput_batch"], dev, threads)
+            row.update({f"{dev}_latency_ms": m["latency_s"] * 1e3, f"{dev}_throughput": m["throughput"],
+                        f"{dev}_train_step_ms": m["train_step_s"] * 1e3, f"{dev}_infer_peak_mb": m["infer_peak_mb"],
+                        f"{dev}_train_peak_mb": m["train_peak_mb"], f"{dev}_memory_method": m["memory_method"]})
+    clock.say(i, f"{label}: PSNR {row['psnr']:.2f} SSIM {row['ssim']:.4f}, {row['gmacs']:.2f} GMACs, "
+                 f"{row['gsops']:.3f} GSOPs, {row['energy_mj']:.2f} mJ")
+    return row, curve, measured["neuron_rates"], protocol
+
+
+def main(argv=None) -> int:
+    p = parser()
+    args = p.parse_args(argv)
+    checkpoints = pairs(args.checkpoint, "--checkpoint", p)
+    data_dirs = pairs(args.data_dir, "--data-dir", p)
+    known = {s.name for t in args.tasks for s in SUITES[t]}
+    for name, path in checkpoints.items():
+        if name not in known:
+            p.error(f"--checkpoint {name}=...: {name!r} is not benchmarked in tasks {' '.join(args.tasks)}; "
+                    f"choose from {', '.join(sorted(known))}")
+        if not Path(path).is_file():
+            p.error(f"--checkpoint {name}={path}: the file does not exist")
+    for t in data_dirs:
+        if t not in args.tasks:
+            p.error(f"--data-dir {t}=...: {t!r} is not among --tasks {' '.join(args.tasks)}")
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    elif "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))  # as the engine: fast on shared cores
+    threads = torch.get_num_threads()
+    speed_devices = args.speed_devices or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+
+    from restoration import benchmark as B
+    from restoration.engine.log import setup_logger
+
+    out = Path(args.out or f"runs/benchmark/{args.budget}_{time.strftime('%Y%m%d-%H%M%S')}")
+    out.mkdir(parents=True, exist_ok=True)
+    log = setup_logger(out / "benchmark.log")
+    command = "python tools/benchmark.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None
+                                                                               else sys.argv[1:]))
+    load0 = os.getloadavg()
+    machine = machine_line(threads)
+    log.info(f"{command}\nmachine: {machine}\nload average at start: {load0[0]:.2f}\nrun folder: {out}")
+    plan = [(t, s) for t in args.tasks for s in SUITES[t]]
+    clock = Clock(len(plan), log)
+    rows, curves, rates, protocols = [], {}, {}, {}
+    for i, (task_name, spec) in enumerate(plan, 1):
+        row, curve, neuron_rates, protocol = run_model(i, clock, task_name, spec, args, out, data_dirs, checkpoints,
+                                                       speed_devices, threads)
+        rows.append(row)
+        protocols[task_name] = protocol
+        if curve:
+            curves.setdefault(task_name, {})[spec.name] = curve
+        if neuron_rates:
+            rates[f"{task_name}/{spec.name}"] = neuron_rates
+    wall = time.time() - clock.t0
+    load1 = os.getloadavg()
+
+    budget = BUDGETS[args.budget]
+    sp = budget["speed"]
+    shares = []
+    for t in args.tasks:
+        r = next(r for r in rows if r["task"] == t)
+        cfgb = B.build_bench_config(SUITES[t][0], t, args.budget, args.device, data_dirs.get(t), args.overrides)
+        scale = (budget["tasks"].get(t) or {}).get("lr_scale")
+        shares.append(f"{t}: crop {cfgb.data.patch_size}, batch {cfgb.data.batch_size}, "
+                      f"{cfgb.train.epochs} epochs x {cfgb.train.max_steps_per_epoch or 'all'} steps"
+                      + (f", every recipe learning rate x{scale:g}" if scale else "")
+                      + f", {r.get('n_test')} held-out items")
+    methods = "; ".join(f"{d}: " + next((r[f"{d}_memory_method"] for r in rows if r.get(f"{d}_memory_method")), "-")
+                        for d in speed_devices) if args.speed else "not measured (--no-speed)"
+    notes = [f"Command: `{command}`",
+             f"Machine: {machine}; load average {load0[0]:.2f} at start, {load1[0]:.2f} at the end "
+             f"(other jobs share the cores).",
+             f"Wall time: {wall / 60:.1f} min for the whole run (training, evaluation, counting, timing).",
+             "Shared budget per task — " + "; ".join(shares) + ". Seed 1234 for all.",
+             f"Speed: medians of {sp['repeats']} runs after {sp['warmup']} warm-up runs, each in a fresh process; "
+             f"latency at batch 1 and throughput at batch {sp['throughput_batch']} at the stated size; training "
+             f"step (forward, loss, backward, optimiser step) at the training crop and batch on random images. "
+             f"Peak memory of one inference (batch 1, stated size) and one training step — {methods}.",
+             "MACs count every time step a spiking model runs (dense count); SOPs and energy use per-layer input "
+             "firing rates measured on the held-out images. 'firing rate': mean over all neuron outputs "
+             "(OLIF: outputs above its threshold)."]
+    text = B.markdown_report(rows, budget["label"], speed_devices, curves, notes, protocols)
+    B._atomic_write_text(out / "benchmark.md", text)
+    B.write_csv(rows, out / "benchmark.csv")
+    layer_rows = [{"model": m, "layer": n, "firing_rate": v} for m, r in rates.items() for n, v in r.items()]
+    B._atomic_write_text(out / "layer_rates.csv", "model,layer,firing_rate\n" +
+                         "".join(f"{r['model']},{r['layer']},{r['firing_rate']:.6f}\n" for r in layer_rows))
+    plots = []
+    for t in args.tasks:
+        plots.append(B.plot_quality_energy(rows, t, out / f"quality_energy_{t}.png",
+                                           title=f"{t}: quality vs energy ({args.budget} budget)"))
+    roles = {r["model"]: r["role"] for r in rows}
+    for t, c in curves.items():
+        B._atomic_write_text(out / f"{t}_snr.csv", "model,snr_db,psnr,ssim,ms_ssim\n" + "".join(
+            f"{m},{q['snr_db']:g},{q['psnr']:.4f},{q['ssim']:.5f},{q.get('ms_ssim') or ''}\n"
+            for m, pts in c.items() for q in pts))
+        plots.append(B.plot_snr_curves(c, out / f"{t}_snr.png", roles,
+                                       title=f"{t}: quality vs channel SNR ({args.budget} budget)"))
+    if rates:
+        plots.append(B.plot_firing_rates(rates, out / "firing_rates.png",
+                                         title=f"firing rate per neuron layer on the held-out images ({args.budget} budget)"))
+    log.info("\n" + text)
+    log.info(f"wrote {out / 'benchmark.md'}, benchmark.csv, layer_rates.csv and {len(plots)} plot(s); "
+             f"wall time {wall / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)

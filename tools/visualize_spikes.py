@@ -1,0 +1,169 @@
+#!/usr/bin/env python
+"""Firing-rate maps of every spiking layer of a model for one image, as a PNG grid.
+
+    python tools/visualize_spikes.py --model esdnet_tiny --checkpoint runs/.../esdnet_tiny_last.pth \\
+        --image rainy.png --target clean.png --out spikes.png
+    python tools/visualize_spikes.py --model dehazesnn_s --image hazy.png --out olif.png
+
+Each panel is one neuron layer: the fraction of channels and time steps that fired at
+each position (OLIF: outputs above its threshold; DehazeSNN's OLIF layers are marked H
+or W by the direction they run along). With --target (the clean image) the degraded
+pixels (|input - target| above --threshold, e.g. rain streaks) are compared with the
+rest: for every layer the mean rate on them and elsewhere, printed and plotted. Stereo
+models (dhf_jscc_*) get the image as both views unless --right is given.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from pathlib import Path
+
+import _bootstrap  # noqa: F401  (repository root on sys.path)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tools/visualize_spikes.py", description=__doc__.split("\n\n")[0],
+                                epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="registered spiking model (restoration.list_models())")
+    p.add_argument("--checkpoint", help="weights (our checkpoints or a state dict); default: random init")
+    p.add_argument("--image", required=True, help="input image")
+    p.add_argument("--target", help="clean image of the same size: compare degraded pixels with the rest")
+    p.add_argument("--right", help="stereo models: the right view (default: --image again)")
+    p.add_argument("--threshold", type=float, default=0.08,
+                   help="a pixel is degraded when the channel mean of |input - target| exceeds this (default 0.08)")
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--cols", type=int, default=6, help="panels per row (default 6)")
+    return p
+
+
+def load_model(name: str, checkpoint):
+    import restoration
+    from restoration.engine.checkpoint import load_checkpoint, model_state_from
+
+    if checkpoint is None:
+        return restoration.build_model(name)
+    ck = load_checkpoint(checkpoint)
+    saved = (ck.get("config") or {}).get("model") if isinstance(ck, dict) else None
+    args = dict(saved.get("args") or {}) if saved and saved.get("name") == name else {}
+    model = restoration.build_model(name, **args)
+    try:
+        model.load_state_dict(ck["ema"] if ck.get("ema") else model_state_from(ck))
+    except RuntimeError as e:
+        raise SystemExit(f"error: {checkpoint} does not fit model {name!r}: {str(e).splitlines()[0]}")
+    return model
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    for flag in ("image", "target", "right"):
+        path = getattr(args, flag)
+        if path and not Path(path).is_file():
+            print(f"error: --{flag} {path}: the file does not exist", file=sys.stderr)
+            return 2
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
+    from restoration.benchmark import _plt, _save, region_rates, spike_maps
+    from restoration.engine.task import load_image
+    from restoration.models.dhf_jscc import DHFJSCC
+
+    torch.manual_seed(0)  # random-init runs are reproducible
+    model = load_model(args.model, args.checkpoint).eval()
+    img = load_image(args.image)
+    h, w = img.shape[-2:]
+    target = load_image(args.target) if args.target else None
+    if target is not None and target.shape != img.shape:
+        print(f"error: --target is {tuple(target.shape[-2:])} but --image is {(h, w)}; they must match",
+              file=sys.stderr)
+        return 2
+    if isinstance(model, DHFJSCC):  # pads and crops itself
+        right = load_image(args.right) if args.right else img
+        x = torch.stack([img, right])[None]
+        ph = pw = 0
+    else:
+        m = int(getattr(model, "size_multiple", None) or getattr(model, "pad_multiple", None) or 1)
+        ph, pw = (-h) % m, (-w) % m
+        x = F.pad(img[None], (0, pw, 0, ph), mode="reflect") if (ph or pw) else img[None]
+    try:
+        maps = spike_maps(model, x)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    # drop the padded border of every map (maps are at 1/s of the padded size)
+    for e in maps.values():
+        mh, mw = e["map"].shape
+        e["map"] = e["map"][:max(1, round(mh * h / (h + ph))), :max(1, round(mw * w / (w + pw)))]
+
+    mask = None
+    lines = []
+    if target is not None:
+        mask = (img - target).abs().mean(0) > args.threshold
+        lines.append(f"degraded pixels (|input - target| > {args.threshold}): {float(mask.float().mean()):.1%}")
+        lines.append(f"{'layer':45s} {'kind':16s} {'size':>9s} {'degraded':>9s} {'elsewhere':>9s} {'ratio':>6s}")
+        for name, e in maps.items():
+            inside, outside = region_rates(e["map"], mask)
+            e["inside"], e["outside"] = inside, outside
+            ratio = inside / outside if outside > 0 else (float("inf") if inside > 0 else float("nan"))
+            e["ratio"] = ratio
+            size = "x".join(str(s) for s in e["map"].shape)
+            lines.append(f"{name:45s} {e['kind'][:16]:16s} {size:>9s} {inside:9.4f} {outside:9.4f} {ratio:6.2f}")
+        print("\n".join(lines))
+
+    plt = _plt()
+    extra = [("input", img)] + ([("target", target), ("degraded pixels", mask)] if target is not None else [])
+    n = len(extra) + len(maps) + (1 if target is not None else 0)
+    cols = max(1, args.cols)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.1 * cols, 2.0 * rows), squeeze=False)
+    flat = list(axes.flat)
+    k = 0
+    for title, t in extra:
+        ax = flat[k]
+        k += 1
+        if t.dim() == 3:
+            ax.imshow(t.permute(1, 2, 0).clamp(0, 1).numpy())
+        else:
+            ax.imshow(t.numpy(), cmap="gray")
+        ax.set_title(title, fontsize=7)
+    vmax = max(float(e["map"].max()) for e in maps.values()) or 1.0
+    im = None
+    for name, e in maps.items():
+        ax = flat[k]
+        k += 1
+        im = ax.imshow(e["map"].numpy(), cmap="magma", vmin=0, vmax=vmax, interpolation="nearest")
+        short = name if len(name) <= 28 else "…" + name[-27:]
+        extra_t = f", x{e['ratio']:.2f} on degraded" if math.isfinite(e.get("ratio", float("nan"))) else ""
+        kind = f" [{e['kind'].split()[-1]}]" if e["kind"].startswith("OLIF") else ""
+        ax.set_title(f"{short}{kind}\nmean {float(e['map'].mean()):.3f}{extra_t}", fontsize=6)
+    bar_ax = None
+    if target is not None:
+        ax = bar_ax = flat[k]
+        k += 1
+        ratios = [e["ratio"] for e in maps.values()]
+        idx = [i for i, r in enumerate(ratios) if math.isfinite(r)]  # silent layers have no ratio
+        ax.bar(idx, [ratios[i] for i in idx], color=["tab:red" if ratios[i] > 1 else "tab:blue" for i in idx])
+        ax.set_xlim(-0.7, len(ratios) - 0.3)
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.set_title("rate on degraded / elsewhere\nper layer (silent layers: no bar)", fontsize=7)
+        ax.tick_params(labelsize=6)
+    for ax in flat[:k]:
+        if ax is not bar_ax:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    for ax in flat[k:]:
+        ax.axis("off")
+    if im is not None:
+        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6, label="firing rate")
+    fig.suptitle(f"{args.model}: firing-rate maps per spiking layer ({Path(args.image).name}"
+                 f"{', trained weights' if args.checkpoint else ', random weights'})", fontsize=9)
+    _save(fig, args.out, dpi=80)
+    plt.close(fig)
+    print(f"wrote {args.out} ({len(maps)} spiking layers)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
