@@ -180,3 +180,32 @@ def test_tools_run_from_a_clone_without_install(tmp_path):
                           env={"PATH": "/usr/bin:/bin", "PYTHONPATH": ""})
     assert proc.returncode == 0, proc.stderr
     assert "--task" in proc.stdout and "--resume" in proc.stdout
+
+
+def test_fine_tune_scales_the_recipe_and_starts_from_the_weights(derain_run):
+    import torch
+    import yaml
+
+    tmp, data, run = derain_run
+    base = run / "esdnet_tiny_last.pth"
+    assert runner.train_main(["--task", "derain", "--data-dir", str(data), "--save-dir", str(tmp / "ft"),
+                              "--fine-tune", str(base), "--no-final-test"] + FAST[:2] + ["--epochs", "5"]
+                             + FAST[2:]) == 0
+    ft_run = tmp / "ft" / "derain" / "esdnet_cpu"
+    cfg = yaml.safe_load((ft_run / "config.yaml").read_text())
+    assert cfg["train"]["epochs"] == 1  # 5 x 0.2
+    assert cfg["optim"]["lr"] == pytest.approx(0.1 * yaml.safe_load((run / "config.yaml").read_text())["optim"]["lr"])
+    assert "fine-tuning from" in (ft_run / "train.log").read_text()
+    assert torch.load(ft_run / "esdnet_tiny_current.pth", weights_only=False)["epoch"] == 0
+
+
+def test_last_n_scores_the_saved_epochs(derain_run, capsys):
+    tmp, data, run = derain_run
+    common = ["--task", "derain", "--data-dir", str(data), "--save-dir", str(tmp / "ln"), "--no-final-test"]
+    fast2 = [a if a != "1" else "2" for a in FAST]
+    assert runner.train_main(common + fast2 + ["--set", "train.keep_last_epochs=2"]) == 0
+    ln_run = tmp / "ln" / "derain" / "esdnet_cpu"
+    assert runner.test_main(["--task", "derain", "--run-dir", str(ln_run), "--data-dir", str(data), "--last-n", "2",
+                             "--no-save-images", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "esdnet_tiny_epoch_0000.pth" in out and "esdnet_tiny_epoch_0001.pth" in out
