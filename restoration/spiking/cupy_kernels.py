@@ -126,9 +126,16 @@ def _launch(kernel, n_threads: int, device_index: int, args):
         kernel((blocks,), (CUDA_THREADS,), args)
 
 
-class _OLIFCuPy(torch.autograd.Function):
+class KernelOLIF(torch.autograd.Function):
+    """OLIF through the kernels of KERNEL_TEMPLATE; ``run`` launches them on a target.
+
+    ``run(which, ctype, tensors, sizes, save)`` with ``which`` 'forward' or 'backward',
+    ``tensors`` the kernel's pointer arguments in order and ``sizes`` (n_threads, lif,
+    groups, axis_len, inner): :func:`run_cupy` on CUDA, ``host_kernels.run_host`` on CPU.
+    """
+
     @staticmethod
-    def forward(ctx, x, tau, vth, lif: int, dim: int):
+    def forward(ctx, x, tau, vth, lif: int, dim: int, run):
         orig_dtype = x.dtype
         work_dtype = x.dtype if x.dtype in _CTYPES else torch.float32
         xw = x.detach().to(work_dtype).contiguous()
@@ -142,14 +149,11 @@ class _OLIFCuPy(torch.autograd.Function):
         u = torch.empty_like(xw) if save else xw  # dummies are never written when save is 0
         spikes = torch.empty(xw.shape, dtype=torch.uint8, device=xw.device) if save else y
         if n_threads:
-            fwd, _ = _kernels(_CTYPES[work_dtype], xw.device.index)
-            _launch(fwd, n_threads, xw.device.index,
-                    (xw.data_ptr(), tau_w.data_ptr(), vth_w.data_ptr(), y.data_ptr(), u.data_ptr(),
-                     spikes.data_ptr(), np.int64(0), np.int64(n_threads), np.int32(lif), np.int64(groups),
-                     np.int64(axis_len), np.int64(inner), np.int32(1 if save else 0)))
+            run("forward", _CTYPES[work_dtype], (xw, tau_w, vth_w, y, u, spikes),
+                (n_threads, lif, groups, axis_len, inner), save)
         if save:
             ctx.save_for_backward(u, spikes, tau_w)
-        ctx.lif, ctx.dim, ctx.orig_dtype = lif, dim, orig_dtype
+        ctx.lif, ctx.dim, ctx.run, ctx.orig_dtype = lif, dim, run, orig_dtype
         ctx.tau_dtype, ctx.vth_dtype = tau.dtype, vth.dtype
         return y.to(orig_dtype)
 
@@ -166,18 +170,26 @@ class _OLIFCuPy(torch.autograd.Function):
         part_tau = torch.zeros(max(n_threads, 1), dtype=u.dtype, device=u.device)
         part_vth = torch.zeros_like(part_tau)
         if n_threads:
-            _, bwd = _kernels(_CTYPES[u.dtype], u.device.index)
-            _launch(bwd, n_threads, u.device.index,
-                    (g.data_ptr(), u.data_ptr(), spikes.data_ptr(), tau_w.data_ptr(), grad_x.data_ptr(),
-                     part_tau.data_ptr(), part_vth.data_ptr(), np.int64(0), np.int64(n_threads), np.int32(lif),
-                     np.int64(groups), np.int64(axis_len), np.int64(inner)))
-        d_tau = part_tau.sum().reshape(1).to(ctx.tau_dtype)
-        d_vth = part_vth.sum().reshape(1).to(ctx.vth_dtype)
-        return grad_x.to(ctx.orig_dtype), d_tau, d_vth, None, None
+            ctx.run("backward", _CTYPES[u.dtype], (g, u, spikes, tau_w, grad_x, part_tau, part_vth),
+                    (n_threads, lif, groups, axis_len, inner), False)
+        d_tau = part_tau.sum(dtype=torch.float64).reshape(1).to(ctx.tau_dtype)
+        d_vth = part_vth.sum(dtype=torch.float64).reshape(1).to(ctx.vth_dtype)
+        return grad_x.to(ctx.orig_dtype), d_tau, d_vth, None, None, None
+
+
+def run_cupy(which: str, ctype: str, tensors, sizes, save: bool) -> None:
+    n_threads, lif, groups, axis_len, inner = sizes
+    device_index = tensors[0].device.index
+    forward, backward = _kernels(ctype, device_index)
+    args = [t.data_ptr() for t in tensors] + [np.int64(0), np.int64(n_threads), np.int32(lif), np.int64(groups),
+                                              np.int64(axis_len), np.int64(inner)]
+    if which == "forward":
+        args.append(np.int32(1 if save else 0))
+    _launch(forward if which == "forward" else backward, n_threads, device_index, tuple(args))
 
 
 def olif_cupy(x: torch.Tensor, tau: torch.Tensor, vth: torch.Tensor, lif: int, dim: int) -> torch.Tensor:
     """OLIF on CUDA through the CuPy kernels (``x`` N,C,H,W on a CUDA device)."""
     if not x.is_cuda:
         raise RuntimeError("olif_cupy needs a CUDA tensor; use olif(..., backend='torch') on CPU")
-    return _OLIFCuPy.apply(x, tau, vth, lif, dim)
+    return KernelOLIF.apply(x, tau, vth, lif, dim, run_cupy)

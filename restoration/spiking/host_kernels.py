@@ -32,7 +32,7 @@ from typing import Optional
 
 import torch
 
-from .cupy_kernels import KERNEL_TEMPLATE, layout
+from .cupy_kernels import KERNEL_TEMPLATE, KernelOLIF
 
 HOST_PRELUDE = r"""
 #include <omp.h>
@@ -71,9 +71,6 @@ extern "C" void olif_backward_host_##T(const T* g, const T* u, const unsigned ch
 OLIF_DRIVERS(float)
 OLIF_DRIVERS(double)
 """
-
-_CTYPES = {torch.float32: "float", torch.float64: "double"}
-
 
 def host_source() -> str:
     return (HOST_PRELUDE + KERNEL_TEMPLATE.substitute(T="float") + KERNEL_TEMPLATE.substitute(T="double")
@@ -116,8 +113,8 @@ def _library() -> Optional[ctypes.CDLL]:
         return None
     try:
         return ctypes.CDLL(str(build()))
-    except Exception as e:  # noqa: BLE001 - fall back to the torch path, once, loudly
-        warnings.warn(f"OLIF: CPU fast path unavailable, using the torch path ({e})", stacklevel=3)
+    except Exception as e:  # noqa: BLE001 - reported once; callers skip the host path
+        warnings.warn(f"OLIF host kernels unavailable ({e})", stacklevel=3)
         return None
 
 
@@ -125,64 +122,20 @@ def available() -> bool:
     return _library() is not None
 
 
-def _ptr(t: torch.Tensor):
-    return ctypes.c_void_p(t.data_ptr())
-
-
-class _OLIFHost(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, tau, vth, lif: int, dim: int):
-        lib = _library()
-        orig_dtype = x.dtype
-        work = x.dtype if x.dtype in _CTYPES else torch.float32
-        ctype = _CTYPES[work]
-        xw = x.detach().to(work).contiguous()
-        tau_w, vth_w = tau.detach().to(work).contiguous(), vth.detach().to(work).contiguous()
-        n, groups, axis_len, inner = layout(xw.shape, lif, dim)
-        full = groups * lif
-        y = torch.empty_like(xw)
-        if axis_len > full:
-            y.narrow(dim, full, axis_len - full).copy_(xw.narrow(dim, full, axis_len - full))
-        save = any(ctx.needs_input_grad[:3])
-        u = torch.empty_like(xw) if save else xw
-        spikes = torch.empty(xw.shape, dtype=torch.uint8) if save else y
-        if n:
-            L = ctypes.c_longlong
-            getattr(lib, f"olif_forward_host_{ctype}")(
-                _ptr(xw), _ptr(tau_w), _ptr(vth_w), _ptr(y), _ptr(u), _ptr(spikes), L(n), ctypes.c_int(lif),
-                L(groups), L(axis_len), L(inner), ctypes.c_int(int(save)), ctypes.c_int(torch.get_num_threads()))
-        if save:
-            ctx.save_for_backward(u, spikes, tau_w)
-        ctx.lif, ctx.dim, ctx.orig_dtype = lif, dim, orig_dtype
-        ctx.tau_dtype, ctx.vth_dtype = tau.dtype, vth.dtype
-        return y.to(orig_dtype)
-
-    @staticmethod
-    def backward(ctx, grad_y):
-        lib = _library()
-        u, spikes, tau_w = ctx.saved_tensors
-        lif, dim = ctx.lif, ctx.dim
-        ctype = _CTYPES[u.dtype]
-        g = grad_y.to(u.dtype).contiguous()
-        n, groups, axis_len, inner = layout(u.shape, lif, dim)
-        full = groups * lif
-        grad_x = torch.empty_like(g)
-        if axis_len > full:
-            grad_x.narrow(dim, full, axis_len - full).copy_(g.narrow(dim, full, axis_len - full))
-        part_tau = torch.zeros(max(n, 1), dtype=u.dtype)
-        part_vth = torch.zeros_like(part_tau)
-        if n:
-            L = ctypes.c_longlong
-            getattr(lib, f"olif_backward_host_{ctype}")(
-                _ptr(g), _ptr(u), _ptr(spikes), _ptr(tau_w), _ptr(grad_x), _ptr(part_tau), _ptr(part_vth), L(n),
-                ctypes.c_int(lif), L(groups), L(axis_len), L(inner), ctypes.c_int(torch.get_num_threads()))
-        d_tau = part_tau.sum(dtype=torch.float64).reshape(1).to(ctx.tau_dtype)
-        d_vth = part_vth.sum(dtype=torch.float64).reshape(1).to(ctx.vth_dtype)
-        return grad_x.to(ctx.orig_dtype), d_tau, d_vth, None, None
+def run_host(which: str, ctype: str, tensors, sizes, save: bool) -> None:
+    """Launcher for ``cupy_kernels.KernelOLIF``: the host build, torch's thread count."""
+    n_threads, lif, groups, axis_len, inner = sizes
+    L = ctypes.c_longlong
+    args = [ctypes.c_void_p(t.data_ptr()) for t in tensors] + [L(n_threads), ctypes.c_int(lif), L(groups),
+                                                               L(axis_len), L(inner)]
+    if which == "forward":
+        args.append(ctypes.c_int(int(save)))
+    args.append(ctypes.c_int(torch.get_num_threads()))
+    getattr(_library(), f"olif_{which}_host_{ctype}")(*args)
 
 
 def olif_host(x: torch.Tensor, tau: torch.Tensor, vth: torch.Tensor, lif: int, dim: int) -> torch.Tensor:
     """OLIF on CPU through the host-compiled kernels (call :func:`available` first)."""
     if x.device.type != "cpu":
         raise RuntimeError("olif_host needs a CPU tensor")
-    return _OLIFHost.apply(x, tau, vth, lif, dim)
+    return KernelOLIF.apply(x, tau, vth, lif, dim, run_host)
