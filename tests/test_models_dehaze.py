@@ -453,3 +453,13 @@ def test_contrast_loss_refuses_weights_of_another_network(tmp_path):
     torch.save(build_model("dehazesnn_s").state_dict(), path)
     with pytest.raises(ValueError, match="vgg19"):
         ContrastLoss(vgg_weights=path)
+
+
+def test_dehazesnn_maps_zero_one_images_to_the_authors_signed_range():
+    torch.manual_seed(0)
+    net = build_model("dehazesnn_s").eval()
+    raw = build_model("dehazesnn_s", signed_io=False).eval()
+    raw.load_state_dict(net.state_dict())
+    x = torch.rand(1, 3, 20, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), raw(x * 2 - 1) * 0.5 + 0.5)

@@ -170,8 +170,14 @@ class DehazeSNN(nn.Module):
                  depths: Sequence[int] = (2, 4, 8, 4, 2), mlp_ratio: Union[float, Sequence[float]] = 4.0,
                  lif_bias: bool = True, drop_path_rate: float = 0.1, patch_norm: bool = True,
                  lif: int = 4, lif_fix_tau: bool = False, lif_fix_vth: bool = False,
-                 lif_init_tau: float = 0.25, lif_init_vth: float = 0.25, backend: str = "auto"):
+                 lif_init_tau: float = 0.25, lif_init_vth: float = 0.25, backend: str = "auto",
+                 signed_io: bool = True):
         super().__init__()
+        # The authors train and test on images scaled to [-1, 1] (their loader's `* 2 - 1`,
+        # their test's `* 0.5 + 0.5`). With signed_io the model does that mapping itself, so
+        # it takes and returns [0, 1] images like every model here, and their checkpoints
+        # behave as they did for them. signed_io=False exposes the raw [-1, 1] network.
+        self.signed_io = signed_io
         dims, depths = list(embed_dims), list(depths)
         if len(dims) != 5 or len(depths) != 5:
             raise ValueError(f"DehazeSNN needs 5 embed_dims and 5 depths (one per stage), "
@@ -225,8 +231,11 @@ class DehazeSNN(nn.Module):
     def forward(self, x):
         h, w = x.shape[-2:]
         m = self.pad_multiple
+        if self.signed_io:
+            x = x * 2 - 1
         x = F.pad(x, (0, (-w) % m, 0, (-h) % m), mode="reflect")
-        return self.forward_features(x)[..., :h, :w]
+        y = self.forward_features(x)[..., :h, :w]
+        return y * 0.5 + 0.5 if self.signed_io else y
 
 
 # Depths of the authors' S / M / L builders; everything else is shared.
