@@ -551,15 +551,17 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str],
 
 
 def speed_table(rows: Sequence[Mapping[str, Any]], devices: Sequence[str]) -> str:
-    """One line per (model, device)."""
-    lines = ["| model | device | " + " | ".join(t for _, t, _ in SPEED_FIELDS) + " |",
-             "|---|---|" + "---:|" * len(SPEED_FIELDS)]
+    """One line per (model, device), and the wall time of the model's training run."""
+    lines = ["| model | device | " + " | ".join(t for _, t, _ in SPEED_FIELDS) + " | training run |",
+             "|---|---|" + "---:|" * (len(SPEED_FIELDS) + 1)]
     for r in rows:
+        run = (f"{r['train_seconds']:.0f} s, {r.get('train_steps')} steps" if r.get("train_seconds") is not None
+               else "loaded")
         for d in devices:
             cells = [_cell(r.get(f"{d}_{k}"), f) for k, _, f in SPEED_FIELDS]
             if all(c == "–" for c in cells):
                 continue
-            lines.append(f"| `{r['model']}` | {d} | " + " | ".join(cells) + " |")
+            lines.append(f"| `{r['model']}` | {d} | " + " | ".join(cells) + f" | {run} |")
     return "\n".join(lines)
 
 
@@ -620,11 +622,19 @@ def _plt():
     return plt
 
 
-def _save(fig, path: os.PathLike, dpi: int = 90) -> Path:
+def _save(fig, path: os.PathLike, dpi: int = 90, colors: int = 128) -> Path:
+    """Save as PNG, written to a temporary name and renamed. The image is reduced to a
+    palette of ``colors`` colours (plots hold few; files 3-4x smaller for the docs)."""
+    from PIL import Image
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.png")
     fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight")
+    if colors:
+        with Image.open(tmp) as im:
+            small = im.convert("RGB").quantize(colors=colors, method=Image.Quantize.MEDIANCUT)
+        small.save(tmp, format="PNG", optimize=True)
     os.replace(tmp, path)
     return path
 
@@ -643,7 +653,8 @@ def plot_quality_energy(rows: Sequence[Mapping[str, Any]], task: str, path: os.P
     degraded input's score as a dashed line when the task has one."""
     plt = _plt()
     trs = [r for r in rows if r["task"] == task and r.get("energy_mj") is not None]
-    fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.4))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig.subplots_adjust(wspace=0.35)
     for ax, key, label in ((axes[0], "psnr", "PSNR (dB)"), (axes[1], "ssim", "SSIM")):
         for j, r in enumerate(trs):
             if r.get(key) is None:
@@ -675,7 +686,8 @@ def plot_snr_curves(curves: Mapping[str, Sequence[Mapping[str, float]]], path: o
                     roles: Optional[Mapping[str, str]] = None, title: str = "") -> Path:
     """PSNR and MS-SSIM against channel SNR, one line per model."""
     plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.2))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    fig.subplots_adjust(wspace=0.3)
     for model, pts in curves.items():
         color, marker = ROLE_STYLE.get((roles or {}).get(model, ""), (None, "o"))
         snrs = [p["snr_db"] for p in pts]

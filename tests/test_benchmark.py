@@ -108,12 +108,12 @@ def test_energy_of_ann_twin_is_all_macs_even_with_dead_relus():
 # -- rows, CSV, markdown -----------------------------------------------------------------
 
 def fake_rows():
-    common = dict(task="derain", params=1000, gmacs=1.5, stated_size=256, n_test=8, input_psnr=25.0,
+    common = dict(task="derain", params=1000, train_seconds=None, gmacs=1.5, stated_size=256, n_test=8, input_psnr=25.0,
                   input_ssim=0.8, cpu_latency_ms=12.0, cpu_throughput=80.0, cpu_train_step_ms=300.0,
                   cpu_infer_peak_mb=50.0, cpu_train_peak_mb=400.0)
     return [dict(common, model="toy_snn", role="SNN", gsops=0.25, spike_mac_share=0.5, mean_rate=0.1,
                  energy_mj=2.0, psnr=30.0, ssim=0.9, ms_ssim=0.95),
-            dict(common, model="toy_snn_ann", role="ANN twin", gsops=0.0, spike_mac_share=0.0, mean_rate=None,
+            dict(common, model="toy_snn_ann", role="ANN twin", train_seconds=45.2, train_steps=150, gsops=0.0, spike_mac_share=0.0, mean_rate=None,
                  energy_mj=6.9, psnr=31.5, ssim=0.91, ms_ssim=0.96)]
 
 
@@ -142,7 +142,8 @@ def test_markdown_report_tables():
     assert "| `(degraded input)` | no model | – | – | – | – | – | – | 25.00 | 0.8000 | – |" in text
     assert "(8 items, Y channel, border 4)" in text
     assert "| `toy_snn` | 20.00 | 22.50 | 0.7000 | 0.8000 |" in text  # the SNR sweep
-    assert "| `toy_snn` | cpu | 12.0 | 80.00 | 300 | 50 | 400 |" in text
+    assert "| `toy_snn` | cpu | 12.0 | 80.00 | 300 | 50 | 400 | loaded |" in text
+    assert "| `toy_snn_ann` | cpu | 12.0 | 80.00 | 300 | 50 | 400 | 45 s, 150 steps |" in text
     # the stereo section has no degraded-input row
     stereo = text.split("## stereo_jscc")[1]
     assert "(degraded input)" not in stereo.split("## Speed")[0]
