@@ -266,6 +266,7 @@ def test_micro_end_to_end(monkeypatch, tmp_path):
         assert r["train_steps"] == "2" and float(r["psnr"]) > 0
     text = (out / "benchmark.md").read_text()
     assert "MICRO budget" in text and "(degraded input)" in text
+    assert "derain: crop 32, batch 2, 2 optimiser steps (1 epochs)" in text
     for name in ("quality_energy_derain.png", "firing_rates.png"):
         assert (out / name).read_bytes()[:8] == PNG_MAGIC
     assert "derain/esdnet_tiny," in (out / "layer_rates.csv").read_text()

@@ -249,8 +249,10 @@ def main(argv=None) -> int:
         r = next(r for r in rows if r["task"] == t)
         cfgb = B.build_bench_config(SUITES[t][0], t, args.budget, args.device, data_dirs.get(t), args.overrides)
         scale = (budget["tasks"].get(t) or {}).get("lr_scale")
+        steps = sorted({r2.get("train_steps") for r2 in rows if r2["task"] == t and r2.get("train_steps")})
         shares.append(f"{t}: crop {cfgb.data.patch_size}, batch {cfgb.data.batch_size}, "
-                      f"{cfgb.train.epochs} epochs x {cfgb.train.max_steps_per_epoch or 'all'} steps"
+                      + (f"{'/'.join(str(x) for x in steps)} optimiser steps ({cfgb.train.epochs} epochs)"
+                         if steps else "weights loaded")
                       + (f", every recipe learning rate x{scale:g}" if scale else "")
                       + f", {r.get('n_test')} held-out items")
     methods = "; ".join(f"{d}: " + next((r[f"{d}_memory_method"] for r in rows if r.get(f"{d}_memory_method")), "-")
