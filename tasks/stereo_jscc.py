@@ -34,14 +34,8 @@ class StereoJSCC(Task):
     def build_dataset(self, cfg, split: str, train: bool):
         from restoration.registry import DATASETS
 
-        d = cfg.data
-        if train:
-            mode, patch = "train", d.patch_size
-        elif d.valid_mode == "valid":
-            mode, patch = "valid", d.valid_patch_size or d.patch_size
-        else:
-            mode, patch = "test", None
-        kwargs = {"mode": mode, "patch_size": patch, **dict(d.args or {})}
+        mode, patch = self.mode_and_patch(cfg, train)
+        kwargs = {"mode": mode, "patch_size": patch, **dict(cfg.data.args or {})}
         return DATASETS.get("stereo")(root=self.data_root(cfg), split=split, **kwargs)
 
     def build_infer_dataset(self, cfg, input_dir: Path):

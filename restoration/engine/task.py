@@ -81,6 +81,17 @@ class Task:
     def build_dataset(self, cfg, split: str, train: bool) -> Dataset:
         raise NotImplementedError
 
+    @staticmethod
+    def mode_and_patch(cfg, train: bool):
+        """Dataset mode and crop size: random crops for training; for evaluation the
+        centre crop (``data.valid_mode: valid``) or full images (``test``)."""
+        d = cfg.data
+        if train:
+            return "train", d.patch_size
+        if d.valid_mode == "valid":
+            return "valid", d.valid_patch_size or d.patch_size
+        return "test", None
+
     def build_infer_dataset(self, cfg, input_dir: Path) -> Dataset:
         """Items of the user's own images (no target) for ``tools/infer.py``."""
         raise NotImplementedError(f"task {self.name!r} does not support tools/infer.py")
@@ -124,12 +135,7 @@ class PairedImageTask(Task):
 
     def dataset_kwargs(self, cfg, train: bool) -> Dict[str, Any]:
         d = cfg.data
-        if train:
-            mode, patch = "train", d.patch_size
-        elif d.valid_mode == "valid":
-            mode, patch = "valid", d.valid_patch_size or d.patch_size
-        else:
-            mode, patch = "test", None
+        mode, patch = self.mode_and_patch(cfg, train)
         return dict(mode=mode, patch_size=patch, edge_decay=d.edge_decay, only_h_flip=d.only_h_flip)
 
     def build_dataset(self, cfg, split: str, train: bool) -> Dataset:
