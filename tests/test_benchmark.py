@@ -300,6 +300,19 @@ def test_visualize_spikes_cli(monkeypatch, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "degraded pixels" in text and "encoder_level1.0.residual.0" in text and "28x36" in text
     assert out.read_bytes()[:8] == PNG_MAGIC
+    (tmp_path / "in").mkdir()
+    (tmp_path / "gt").mkdir()
+    for name in ("a.png", "b.png"):
+        Image.fromarray(rainy).save(tmp_path / "in" / name)
+        Image.fromarray(clean).save(tmp_path / "gt" / name)
+    assert tool.main(["--model", "esdnet_tiny", "--image", str(tmp_path / "in"), "--target", str(tmp_path / "gt"),
+                      "--out", str(tmp_path / "f.png")]) == 0
+    text = capsys.readouterr().out
+    assert "a.png" in text and "b.png" in text and "(layer, image) pairs fire more on degraded pixels" in text
+    (tmp_path / "gt" / "b.png").unlink()
+    assert tool.main(["--model", "esdnet_tiny", "--image", str(tmp_path / "in"), "--target", str(tmp_path / "gt"),
+                      "--out", str(tmp_path / "f.png")]) == 2
+    assert "has no b.png" in capsys.readouterr().err
     assert tool.main(["--model", "esdnet_tiny_ann", "--image", str(tmp_path / "rainy.png"),
                       "--out", str(tmp_path / "x.png")]) == 2
     assert "no spiking neuron" in capsys.readouterr().err

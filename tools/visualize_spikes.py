@@ -4,6 +4,8 @@
     python tools/visualize_spikes.py --model esdnet_tiny --checkpoint runs/.../esdnet_tiny_last.pth \\
         --image rainy.png --target clean.png --out spikes.png
     python tools/visualize_spikes.py --model dehazesnn_s --image hazy.png --out olif.png
+    python tools/visualize_spikes.py --model esdnet_tiny --checkpoint W --image test/input --target test/target \
+        --out spikes.png          # per-image degraded-vs-rest summary of a folder, grid of its first image
 
 Each panel is one neuron layer: the fraction of channels and time steps that fired at
 each position (OLIF: outputs above its threshold; DehazeSNN's OLIF layers are marked H
@@ -28,8 +30,10 @@ def parser() -> argparse.ArgumentParser:
                                 epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="registered spiking model (restoration.list_models())")
     p.add_argument("--checkpoint", help="weights (our checkpoints or a state dict); default: random init")
-    p.add_argument("--image", required=True, help="input image")
-    p.add_argument("--target", help="clean image of the same size: compare degraded pixels with the rest")
+    p.add_argument("--image", required=True,
+                   help="input image; or a folder: per-image summary (with --target), grid of its first image")
+    p.add_argument("--target", help="clean image of the same size (or folder, same names): compare degraded "
+                                    "pixels with the rest")
     p.add_argument("--right", help="stereo models: the right view (default: --image again)")
     p.add_argument("--threshold", type=float, default=0.08,
                    help="a pixel is degraded when the channel mean of |input - target| exceeds this (default 0.08)")
@@ -55,23 +59,101 @@ def load_model(name: str, checkpoint):
     return model
 
 
-def main(argv=None) -> int:
-    args = parser().parse_args(argv)
-    for flag in ("image", "target", "right"):
-        path = getattr(args, flag)
-        if path and not Path(path).is_file():
-            print(f"error: --{flag} {path}: the file does not exist", file=sys.stderr)
-            return 2
+def short_names(names):
+    """Layer names without the parts every name shares (DehazeSNN:
+    'layer1.blocks.0.lif_module.lif1' -> 'layer1.0.lif1'), for panel titles."""
+    parts = [n.split(".") for n in names]
+    common = set.intersection(*(set(p) for p in parts)) if parts else set()
+    common = {c for c in common if not c.isdigit()}
+    return {n: ".".join(c for c in p if c not in common) or n for n, p in zip(names, parts)}
+
+
+def image_maps(model, img, right=None):
+    """Firing-rate maps of ``model`` for one ``3,H,W`` image (padded to the model's size
+    multiple, maps cropped back); stereo models get (img, right or img)."""
     import torch
     import torch.nn.functional as F
 
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
-    from restoration.benchmark import _plt, _save, region_rates, spike_maps
-    from restoration.engine.task import load_image
+    from restoration.benchmark import spike_maps
     from restoration.models.dhf_jscc import DHFJSCC
+
+    h, w = img.shape[-2:]
+    if isinstance(model, DHFJSCC):  # pads and crops itself
+        x = torch.stack([img, img if right is None else right])[None]
+        ph = pw = 0
+    else:
+        m = int(getattr(model, "size_multiple", None) or getattr(model, "pad_multiple", None) or 1)
+        ph, pw = (-h) % m, (-w) % m
+        x = F.pad(img[None], (0, pw, 0, ph), mode="reflect") if (ph or pw) else img[None]
+    maps = spike_maps(model, x)
+    for e in maps.values():  # maps are at 1/s of the padded size: drop the padded border
+        mh, mw = e["map"].shape
+        e["map"] = e["map"][:max(1, round(mh * h / (h + ph))), :max(1, round(mw * w / (w + pw)))]
+    return maps
+
+
+def compare_regions(maps, mask) -> None:
+    """Adds 'inside', 'outside' and 'ratio' (inside / outside) to every layer's entry."""
+    from restoration.benchmark import region_rates
+
+    for e in maps.values():
+        inside, outside = region_rates(e["map"], mask)
+        e["inside"], e["outside"] = inside, outside
+        e["ratio"] = inside / outside if outside > 0 else (float("inf") if inside > 0 else float("nan"))
+
+
+def folder_summary(model, image_dir: Path, target_dir: Path, threshold: float) -> str:
+    """One line per image of a folder (targets with the same names): mean rate over the
+    firing layers on degraded pixels and elsewhere, and how many layers fire more there."""
+    from restoration.engine.task import IMAGE_EXTS, load_image
+
+    names = sorted(p.name for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    lines = [f"{'image':14s} {'degraded px':>11s} {'rate there':>10s} {'elsewhere':>9s}  layers firing more there"]
+    up = total = 0
+    for name in names:
+        if not (target_dir / name).is_file():
+            raise FileNotFoundError(f"--target {target_dir} has no {name} (it needs the names of --image)")
+        img, tgt = load_image(image_dir / name), load_image(target_dir / name)
+        mask = (img - tgt).abs().mean(0) > threshold
+        maps = image_maps(model, img)
+        compare_regions(maps, mask)
+        firing = [e for e in maps.values() if e["inside"] > 0 or e["outside"] > 0]
+        more = sum(e["inside"] > e["outside"] for e in firing)
+        up, total = up + more, total + len(firing)
+        lines.append(f"{name:14s} {float(mask.float().mean()):11.1%} "
+                     f"{sum(e['inside'] for e in firing) / max(1, len(firing)):10.4f} "
+                     f"{sum(e['outside'] for e in firing) / max(1, len(firing)):9.4f}  {more}/{len(firing)}")
+    lines.append(f"all images: {up}/{total} (layer, image) pairs fire more on degraded pixels")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    folder = Path(args.image).is_dir()
+    for flag in ("image", "target", "right"):
+        path = getattr(args, flag)
+        if path and not (Path(path).is_file() or (folder and flag != "right" and Path(path).is_dir())):
+            kind = "folder" if folder and flag == "target" else "file"
+            print(f"error: --{flag} {path}: the {kind} does not exist", file=sys.stderr)
+            return 2
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
+    from restoration.benchmark import _plt, _save
+    from restoration.engine.task import IMAGE_EXTS, load_image
 
     torch.manual_seed(0)  # random-init runs are reproducible
     model = load_model(args.model, args.checkpoint).eval()
+    if folder:  # summary over the folder; the grid shows its first image
+        if args.target:
+            try:
+                print(folder_summary(model, Path(args.image), Path(args.target), args.threshold))
+            except (FileNotFoundError, ValueError) as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 2
+        first = sorted(p.name for p in Path(args.image).iterdir() if p.suffix.lower() in IMAGE_EXTS)[0]
+        args.image = str(Path(args.image) / first)
+        args.target = str(Path(args.target) / first) if args.target else None
     img = load_image(args.image)
     h, w = img.shape[-2:]
     target = load_image(args.target) if args.target else None
@@ -79,37 +161,23 @@ def main(argv=None) -> int:
         print(f"error: --target is {tuple(target.shape[-2:])} but --image is {(h, w)}; they must match",
               file=sys.stderr)
         return 2
-    if isinstance(model, DHFJSCC):  # pads and crops itself
-        right = load_image(args.right) if args.right else img
-        x = torch.stack([img, right])[None]
-        ph = pw = 0
-    else:
-        m = int(getattr(model, "size_multiple", None) or getattr(model, "pad_multiple", None) or 1)
-        ph, pw = (-h) % m, (-w) % m
-        x = F.pad(img[None], (0, pw, 0, ph), mode="reflect") if (ph or pw) else img[None]
     try:
-        maps = spike_maps(model, x)
+        maps = image_maps(model, img, load_image(args.right) if args.right else None)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    # drop the padded border of every map (maps are at 1/s of the padded size)
-    for e in maps.values():
-        mh, mw = e["map"].shape
-        e["map"] = e["map"][:max(1, round(mh * h / (h + ph))), :max(1, round(mw * w / (w + pw)))]
 
     mask = None
-    lines = []
     if target is not None:
         mask = (img - target).abs().mean(0) > args.threshold
-        lines.append(f"degraded pixels (|input - target| > {args.threshold}): {float(mask.float().mean()):.1%}")
-        lines.append(f"{'layer':45s} {'kind':16s} {'size':>9s} {'degraded':>9s} {'elsewhere':>9s} {'ratio':>6s}")
+        compare_regions(maps, mask)
+        lines = [f"{Path(args.image).name}: degraded pixels (|input - target| > {args.threshold}): "
+                 f"{float(mask.float().mean()):.1%}",
+                 f"{'layer':45s} {'kind':16s} {'size':>9s} {'degraded':>9s} {'elsewhere':>9s} {'ratio':>6s}"]
         for name, e in maps.items():
-            inside, outside = region_rates(e["map"], mask)
-            e["inside"], e["outside"] = inside, outside
-            ratio = inside / outside if outside > 0 else (float("inf") if inside > 0 else float("nan"))
-            e["ratio"] = ratio
             size = "x".join(str(s) for s in e["map"].shape)
-            lines.append(f"{name:45s} {e['kind'][:16]:16s} {size:>9s} {inside:9.4f} {outside:9.4f} {ratio:6.2f}")
+            lines.append(f"{name:45s} {e['kind'][:16]:16s} {size:>9s} {e['inside']:9.4f} {e['outside']:9.4f} "
+                         f"{e['ratio']:6.2f}")
         print("\n".join(lines))
 
     plt = _plt()
@@ -117,7 +185,9 @@ def main(argv=None) -> int:
     n = len(extra) + len(maps) + (1 if target is not None else 0)
     cols = max(1, args.cols)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.1 * cols, 2.0 * rows), squeeze=False)
+    panel = 2.2  # inches per panel; rows follow the image's aspect, plus room for two title lines
+    fig, axes = plt.subplots(rows, cols, figsize=(panel * cols, (panel * min(1.5, h / w) + 0.45) * rows),
+                             squeeze=False)
     flat = list(axes.flat)
     k = 0
     for title, t in extra:
@@ -130,11 +200,12 @@ def main(argv=None) -> int:
         ax.set_title(title, fontsize=7)
     vmax = max(float(e["map"].max()) for e in maps.values()) or 1.0
     im = None
+    shorts = short_names(list(maps))
     for name, e in maps.items():
         ax = flat[k]
         k += 1
         im = ax.imshow(e["map"].numpy(), cmap="magma", vmin=0, vmax=vmax, interpolation="nearest")
-        short = name if len(name) <= 28 else "…" + name[-27:]
+        short = shorts[name] if len(shorts[name]) <= 30 else "…" + shorts[name][-29:]
         extra_t = f", x{e['ratio']:.2f} on degraded" if math.isfinite(e.get("ratio", float("nan"))) else ""
         kind = f" [{e['kind'].split()[-1]}]" if e["kind"].startswith("OLIF") else ""
         ax.set_title(f"{short}{kind}\nmean {float(e['map'].mean()):.3f}{extra_t}", fontsize=6)
@@ -159,7 +230,7 @@ def main(argv=None) -> int:
         fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6, label="firing rate")
     fig.suptitle(f"{args.model}: firing-rate maps per spiking layer ({Path(args.image).name}"
                  f"{', trained weights' if args.checkpoint else ', random weights'})", fontsize=9)
-    _save(fig, args.out, dpi=80)
+    _save(fig, args.out, dpi=80, colors=64)
     plt.close(fig)
     print(f"wrote {args.out} ({len(maps)} spiking layers)")
     return 0
