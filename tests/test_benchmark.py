@@ -271,6 +271,19 @@ def test_micro_end_to_end(monkeypatch, tmp_path):
         assert (out / name).read_bytes()[:8] == PNG_MAGIC
     assert "derain/esdnet_tiny," in (out / "layer_rates.csv").read_text()
 
+    # the same weights loaded with --checkpoint give the same scores, without training
+    ck = {m: out / "derain" / m / f"{m}_last.pth" for m in rows}
+    again = tmp_path / "again"
+    assert tool.main(["--tasks", "derain", "--budget", "micro", "--no-speed", "--threads", "1", "--out", str(again)]
+                     + [a for m, p in ck.items() for a in ("--checkpoint", f"{m}={p}")]) == 0
+    with open(again / "benchmark.csv") as f:
+        loaded = {r["model"]: r for r in csv.DictReader(f)}
+    for m in rows:
+        assert loaded[m]["trained_from"] == str(ck[m]) and loaded[m]["train_steps"] == ""
+        for k in ("psnr", "ssim", "energy_mj", "gsops"):
+            assert float(loaded[m][k]) == pytest.approx(float(rows[m][k]), rel=1e-5), (m, k)
+    assert not (again / "derain" / "esdnet_tiny" / "esdnet_tiny_last.pth").exists()
+
 
 # -- spike maps and tools/visualize_spikes.py ----------------------------------------------------
 

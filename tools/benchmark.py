@@ -119,7 +119,11 @@ def run_model(i, clock, task_name, spec, args, out, data_dirs, checkpoints, spee
             cfg.model.args = Config(saved.get("args") or {})
         device = resolve_device(cfg.device, DistInfo())
         model = build_model_from_config(cfg).to(device)
-        model.load_state_dict(ck["ema"] if ck.get("ema") else model_state_from(ck))
+        try:
+            model.load_state_dict(ck["ema"] if ck.get("ema") else model_state_from(ck))
+        except RuntimeError as e:
+            raise ValueError(f"--checkpoint {spec.name}={ckpt} does not fit model {spec.name!r} with args "
+                             f"{dict(cfg.model.args)}: {str(e).splitlines()[0]}") from None
         row.update(trained_from=str(ckpt), train_seconds=None, train_steps=None)
         clock.say(i, f"{label}: weights from {ckpt}")
     else:
@@ -203,9 +207,11 @@ def main(argv=None) -> int:
                     f"choose from {', '.join(sorted(known))}")
         if not Path(path).is_file():
             p.error(f"--checkpoint {name}={path}: the file does not exist")
-    for t in data_dirs:
+    for t, path in data_dirs.items():
         if t not in args.tasks:
             p.error(f"--data-dir {t}=...: {t!r} is not among --tasks {' '.join(args.tasks)}")
+        if not Path(path).expanduser().is_dir():
+            p.error(f"--data-dir {t}={path}: the folder does not exist (it must hold train/ and test/)")
 
     import torch
 
@@ -295,8 +301,20 @@ def main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> int:
+    """``main`` with user errors as one line (``RESTORATION_DEBUG=1`` shows the traceback)."""
+    from restoration.config import ConfigError
+
     try:
-        sys.exit(main())
+        return main()
     except KeyboardInterrupt:
-        sys.exit(130)
+        return 130
+    except (ConfigError, FileNotFoundError, ValueError, KeyError) as e:
+        if os.environ.get("RESTORATION_DEBUG"):
+            raise
+        print(f"error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
