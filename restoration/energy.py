@@ -7,7 +7,8 @@ For one forward pass on a given input:
   batch, including the time steps a multi-step model runs;
 * matrix products outside those layers (attention, einsum, bmm), from PyTorch's
   ``FlopCounterMode`` (FLOPs / 2), counted as dense MACs;
-* for a layer whose input is spikes (every value 0 or 1), synaptic operations
+* for a layer whose input is spikes (every value 0 or 1, in a model that has spiking
+  neurons), synaptic operations
   SOPs = MACs x input firing rate: only the inputs that fired trigger an accumulate.
   Because MACs already include the T time steps, this equals MACs-per-step x rate x T.
 
@@ -109,11 +110,16 @@ def count_ops(model: nn.Module, *inputs, reset=None, **kwargs) -> OpCount:
     rows: List[LayerOps] = []
     names = {m: n for n, m in model.named_modules()}
     handles = []
+    from .spiking import is_spiking_neuron
+
+    # An ANN layer whose input happens to be all 0/1 (a dead ReLU, a binary mask) is not
+    # fed by spikes: only a model with spiking neurons has spike-fed layers.
+    has_spikes = any(is_spiking_neuron(m) for m in model.modules())
 
     def hook(module, args, out):
         x = args[0]
         macs = layer_macs(module, x, out)
-        spikes = _is_spikes(x)
+        spikes = has_spikes and _is_spikes(x)
         rate = float((x != 0).float().mean()) if x.numel() else 0.0
         rows.append(LayerOps(names.get(module, type(module).__name__), type(module).__name__, int(macs),
                              spikes, rate))

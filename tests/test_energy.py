@@ -64,3 +64,11 @@ def test_transposed_conv_macs():
     x = torch.rand(1, 4, 5, 5)
     ops = count_ops(net, x)
     assert ops.layers[0].macs == 4 * 25 * 6 * 4  # each input scattered to 6 maps through a 2x2 kernel
+
+
+def test_binary_input_to_an_ann_is_not_spikes():
+    net = nn.Sequential(nn.Linear(4, 4, bias=False), nn.ReLU(), nn.Linear(4, 2, bias=False))
+    nn.init.constant_(net[0].weight, -1.0)  # positive input -> dead ReLU -> all-zero (binary) input
+    ops = count_ops(net, torch.rand(3, 4) + 0.1)
+    assert [r.spike_input for r in ops.layers] == [False, False]
+    assert ops.sops == 0 and ops.energy_pj == pytest.approx(E_MAC_PJ * ops.macs)
