@@ -42,8 +42,11 @@ def test_two_layer_closed_form(bias, rate):
 
 def test_half_firing_and_matmul_outside_layers():
     class Net(nn.Module):
+        """A spiking model whose neuron layer is fed from outside (s are its spikes)."""
+
         def __init__(self):
             super().__init__()
+            self.lif = LIF()
             self.fc = nn.Linear(8, 3, bias=False)
 
         def forward(self, s, a, b):
