@@ -84,16 +84,14 @@ JSCC_SNRS = (0.0, 5.0, 10.0, 15.0, 20.0)
 BUDGETS: Dict[str, Dict[str, Any]] = {
     "quick": {
         "label": "QUICK budget: a smoke-level comparison (150-200 optimiser steps per model, far from converged)",
-        # lr_scale multiplies every learning rate of every recipe of the task (same factor for
-        # all its models): at the authors' 1e-4, 150 dehazing steps leave DehazeSNN-S at
-        # 12.72 dB / SSIM 0.21 (hazy input 10.63 / 0.64), at 1e-3 it reaches 16.90 / 0.63;
-        # at the CPU recipe's 1e-3 the JSCC models stay on the mean-colour plateau, which
-        # 2e-4 leaves at once (docs/JSCC.md). "steps" caps an epoch; the built-in sets give
+        # Learning rates are the CPU recipes' own (configs/<task>/_cpu_size.yaml: dehaze 1e-3,
+        # stereo_jscc 2e-4, tuned for short runs); a task entry's "lr_scale" would multiply
+        # every rate of every recipe of the task. "steps" caps an epoch; the built-in sets give
         # 100 batches of 4 or 50 batches of 8 per epoch.
         "tasks": {
-            "dehaze": {"patch_size": 64, "batch_size": 4, "epochs": 2, "steps": 75, "lr_scale": 10.0},
+            "dehaze": {"patch_size": 64, "batch_size": 4, "epochs": 2, "steps": 75},
             "derain": {"patch_size": 64, "batch_size": 8, "epochs": 3, "steps": 50},
-            "stereo_jscc": {"patch_size": 64, "batch_size": 8, "epochs": 4, "steps": 50, "lr_scale": 0.2},
+            "stereo_jscc": {"patch_size": 64, "batch_size": 8, "epochs": 4, "steps": 50},
         },
         "speed": {"warmup": 2, "repeats": 5, "throughput_batch": 4},
         "max_test_images": None,

@@ -193,13 +193,14 @@ def test_warmup_keeps_its_fraction_and_user_overrides_win():
     assert B.build_bench_config(B.SUITES["stereo_jscc"][0], "stereo_jscc", "quick").sched.warmup_epochs == 0
 
 
-def test_lr_scale_multiplies_every_recipe_rate():
+def test_lr_scale_multiplies_every_recipe_rate(monkeypatch):
     snn, twin, aecr = B.SUITES["dehaze"]
-    scale = B.BUDGETS["quick"]["tasks"]["dehaze"]["lr_scale"]
+    quick = B.BUDGETS["quick"]["tasks"]["dehaze"]
+    monkeypatch.setitem(B.BUDGETS["quick"]["tasks"], "dehaze", {**quick, "lr_scale": 10.0})
     c = B.build_bench_config(snn, "dehaze", "quick")
-    assert (c.optim.lr, c.optim.neuron_lr) == pytest.approx((1e-4 * scale, 5e-5 * scale))  # dehazesnn_m.yaml
-    assert B.build_bench_config(aecr, "dehaze", "quick").optim.lr == pytest.approx(1e-4 * scale)  # aecrnet.yaml
-    assert B.build_bench_config(snn, "dehaze", "full").optim.lr == pytest.approx(1e-4)
+    assert (c.optim.lr, c.optim.neuron_lr) == pytest.approx((1e-3 * 10, 5e-4 * 10))  # dehaze/_cpu_size.yaml
+    assert B.build_bench_config(aecr, "dehaze", "quick").optim.lr == pytest.approx(1e-3 * 10)
+    assert B.build_bench_config(snn, "dehaze", "full").optim.lr == pytest.approx(1e-3)
 
 
 # -- speed and memory ------------------------------------------------------------------------
