@@ -18,7 +18,13 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "[setup_env] creating virtual environment in $VENV"
   "$PY" -m venv "$VENV"
 fi
-pip_install() { "$VENV/bin/python" -m pip install --disable-pip-version-check -q "$@"; }
+# pip reports spikingjelly's missing torchvision as a "dependency conflict" after every
+# install; it is left out on purpose (see above), so that one report is filtered.
+pip_install() {
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q "$@" \
+    2> >(grep -v -e "dependency resolver does not currently take into account" \
+                 -e "spikingjelly 0.0.0.0.14 requires torchvision" >&2)
+}
 
 cuda_major=""
 if command -v nvidia-smi >/dev/null 2>&1; then
