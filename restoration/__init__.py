@@ -9,3 +9,4 @@ __version__ = "0.1.0"
 from . import models  # noqa: F401,E402  (light: model files load on first lookup)
 from .registry import (DATASETS, MODELS, TASKS, Registry, build_model, build_task,  # noqa: F401
                        list_models, list_tasks)
+from .pretrained import list_pretrained, load_pretrained, pretrained_info  # noqa: F401,E402

@@ -5,6 +5,7 @@
     python tools/benchmark.py --tasks derain --budget full --device cuda --out runs/bench_derain
     python tools/benchmark.py --tasks derain --checkpoint esdnet_tiny=runs/derain/x/esdnet_tiny_last.pth \\
         --checkpoint esdnet_tiny_ann=runs/derain/y/esdnet_tiny_ann_last.pth
+    python tools/benchmark.py --tasks dehaze derain stereo_jscc --pretrained    # the shipped weights
 
 For each task it trains with the engine (or loads with --checkpoint) the spiking model,
 its ANN twin and the ANN baseline on the same data with the same budget, evaluates all
@@ -48,7 +49,11 @@ def parser() -> argparse.ArgumentParser:
                    help="devices for the latency/memory measurements (default: cpu, and cuda when present)")
     p.add_argument("--out", help="run folder (default runs/benchmark/<budget>_<date-time>)")
     p.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH",
-                   help="use these weights for model NAME instead of training it (repeatable)")
+                   help="use these weights for model NAME instead of training it (repeatable); PATH may be "
+                        "the name of shipped weights, e.g. esdnet_tiny=esdnet_tiny (pretrained/MANIFEST.yaml)")
+    p.add_argument("--pretrained", action="store_true",
+                   help="evaluate the shipped weights of every benchmarked model that has them instead of "
+                        "training; models without shipped weights are left out")
     p.add_argument("--data-dir", action="append", default=[], metavar="TASK=PATH",
                    help="data folder for TASK (default: its built-in generated set)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -91,6 +96,20 @@ class Clock:
     def say(self, i: int, what: str) -> None:
         m, s = divmod(int(time.time() - self.t0), 60)
         self.log.info(f"[{i}/{self.total} {m:02d}:{s:02d}] {what}")
+
+
+def shipped_weights(tasks) -> dict:
+    """``{model name: verified weight file}`` for the benchmarked models with shipped weights
+    (the first manifest entry of each model)."""
+    from restoration.pretrained import list_pretrained, pretrained_info, pretrained_path
+
+    wanted = {s.name for t in tasks for s in SUITES[t]}
+    out = {}
+    for n in list_pretrained():
+        model = pretrained_info(n)["model"]
+        if model in wanted and model not in out:
+            out[model] = str(pretrained_path(n))
+    return out
 
 
 def run_model(i, clock, task_name, spec, args, out, data_dirs, checkpoints, speed_devices, threads):
@@ -201,12 +220,25 @@ def main(argv=None) -> int:
     checkpoints = pairs(args.checkpoint, "--checkpoint", p)
     data_dirs = pairs(args.data_dir, "--data-dir", p)
     known = {s.name for t in args.tasks for s in SUITES[t]}
+    shipped = shipped_weights(args.tasks) if args.pretrained else {}
     for name, path in checkpoints.items():
         if name not in known:
             p.error(f"--checkpoint {name}=...: {name!r} is not benchmarked in tasks {' '.join(args.tasks)}; "
                     f"choose from {', '.join(sorted(known))}")
         if not Path(path).is_file():
-            p.error(f"--checkpoint {name}={path}: the file does not exist")
+            from restoration.pretrained import list_pretrained, pretrained_path
+
+            if path not in list_pretrained():
+                p.error(f"--checkpoint {name}={path}: no such file, and no shipped weights of that name "
+                        f"(shipped: {', '.join(list_pretrained())})")
+            checkpoints[name] = str(pretrained_path(path))  # verified against its sha256
+    skipped = []
+    for name, weights in shipped.items():
+        checkpoints.setdefault(name, weights)
+    if args.pretrained:
+        skipped = sorted(known - set(checkpoints))
+        if not checkpoints:
+            p.error(f"--pretrained: no shipped weights for the models of {' '.join(args.tasks)}")
     for t, path in data_dirs.items():
         if t not in args.tasks:
             p.error(f"--data-dir {t}=...: {t!r} is not among --tasks {' '.join(args.tasks)}")
@@ -233,7 +265,9 @@ def main(argv=None) -> int:
     load0 = os.getloadavg()
     machine = machine_line(threads)
     log.info(f"{command}\nmachine: {machine}\nload average at start: {load0[0]:.2f}\nrun folder: {out}")
-    plan = [(t, s) for t in args.tasks for s in SUITES[t]]
+    plan = [(t, s) for t in args.tasks for s in SUITES[t] if s.name not in skipped]
+    if skipped:
+        log.info(f"--pretrained: no shipped weights for {', '.join(skipped)}; left out")
     clock = Clock(len(plan), log)
     rows, curves, rates, protocols = [], {}, {}, {}
     for i, (task_name, spec) in enumerate(plan, 1):
@@ -268,6 +302,8 @@ def main(argv=None) -> int:
              f"(other jobs share the cores).",
              f"Wall time: {wall / 60:.1f} min for the whole run (training, evaluation, counting, timing).",
              "Shared budget per task — " + "; ".join(shares) + ". Seed 1234 for all.",
+             *([f"Shipped weights (--pretrained) evaluated as they are; left out for want of shipped weights: "
+                f"{', '.join(skipped) or 'none'}."] if args.pretrained else []),
              f"Speed: medians of {sp['repeats']} runs after {sp['warmup']} warm-up runs, each in a fresh process; "
              f"latency at batch 1 and throughput at batch {sp['throughput_batch']} at the stated size; training "
              f"step (forward, loss, backward, optimiser step) at the training crop and batch on random images. "

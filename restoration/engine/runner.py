@@ -123,12 +123,16 @@ def test_parser() -> argparse.ArgumentParser:
                     "border crop, as the task's protocol), MS-SSIM, CIEDE2000, the input's metrics; writes "
                     "results.csv, summary.txt and the restored images.",
         epilog="examples:\n  python tools/test.py --task derain                 # best checkpoint of the default run\n"
+               "  python tools/test.py --pretrained esdnet_tiny       # shipped weights on their held-out set\n"
                "  python tools/test.py --task derain --checkpoint runs/derain/x/esdnet_tiny_best.pth\n"
                "  python tools/test.py --task dehaze --model DehazeSNN-M --exp reside6k --data_dir datasets/reside6k "
                "--last-n 20\n")
     _add_common(p, training=False)
     g = p.add_argument_group("checkpoint and output")
-    g.add_argument("--checkpoint", help="checkpoint file (default: <save-dir>/<task>/<exp>/<model>_<which>.pth)")
+    g.add_argument("--checkpoint", help="checkpoint file, or the name of shipped weights (default: "
+                                        "<save-dir>/<task>/<exp>/<model>_<which>.pth)")
+    g.add_argument("--pretrained", metavar="NAME", help="evaluate shipped weights (pretrained/MANIFEST.yaml, e.g. "
+                                                        "esdnet_tiny); --task may then be omitted")
     g.add_argument("--run-dir", help="run folder to take the checkpoint from")
     g.add_argument("--which", default="best", choices=["best", "last", "current"],
                    help="which checkpoint of the run folder (default best)")
@@ -151,7 +155,9 @@ def infer_parser() -> argparse.ArgumentParser:
                     "For stereo_jscc the input folder holds left/ and right/ with matching names; each pair goes "
                     "through the simulated channel at --snr dB and both reconstructions are written to "
                     "<output>/left and <output>/right.",
-        epilog="examples:\n  python tools/infer.py --task derain --input my_rainy/ --output restored/\n"
+        epilog="examples:\n  python tools/infer.py --task derain --input my_rainy/ --output restored/   # shipped weights\n"
+               "  python tools/infer.py --task dehaze --pretrained dehazesnn_s_ann --input in/ --output out/\n"
+               "  python tools/infer.py --task derain --run-dir runs/derain/esdnet_cpu --input in/ --output out/\n"
                "  python tools/infer.py --task dehaze --checkpoint w.pth --model dehazesnn_m --input in/ "
                "--output out/ --tile 512\n"
                "  python tools/infer.py --task stereo_jscc --input pairs/ --snr 5 --output recon/\n")
@@ -159,7 +165,10 @@ def infer_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("input, output, checkpoint")
     g.add_argument("--input", required=True, help="folder of images (stereo_jscc: a folder with left/ and right/)")
     g.add_argument("--output", required=True, help="output folder (created; same file names as the input)")
-    g.add_argument("--checkpoint", help="checkpoint file (default: the best checkpoint of the default run)")
+    g.add_argument("--checkpoint", help="checkpoint file, or the name of shipped weights (default: the task's "
+                                        "default pretrained weights, pretrained/MANIFEST.yaml)")
+    g.add_argument("--pretrained", metavar="NAME", help="shipped weights to use (e.g. dehazesnn_s_ann); default: "
+                                                        "the task's default, or the one shipped for --model")
     g.add_argument("--run-dir", help="run folder to take the checkpoint from")
     g.add_argument("--which", default="best", choices=["best", "last", "current"],
                    help="which checkpoint of the run folder (default best)")
@@ -240,6 +249,10 @@ def _apply_env_flags(args: argparse.Namespace) -> None:
 def resolve_task_name(args: argparse.Namespace) -> str:
     if args.task:
         return args.task
+    if getattr(args, "pretrained", None):
+        from ..pretrained import pretrained_info
+
+        return pretrained_info(args.pretrained)["task"]
     if args.config:
         t = read_yaml(args.config).get("task")
         if t:
@@ -374,6 +387,10 @@ def _protocol(ev) -> str:
 def _locate_checkpoint(args, cfg_for_names) -> Path:
     from .checkpoint import find_checkpoints
 
+    if getattr(args, "pretrained", None):
+        from ..pretrained import pretrained_path
+
+        return pretrained_path(args.pretrained)
     if args.checkpoint:
         return Path(args.checkpoint)
     if args.run_dir:
@@ -387,6 +404,47 @@ def _locate_checkpoint(args, cfg_for_names) -> Path:
                                 f"(python tools/train.py --task {cfg_for_names[0].task}) or pass --checkpoint/"
                                 f"--run-dir")
     return found[args.which]
+
+
+def select_pretrained(args, default_for_task: bool) -> None:
+    """Fill ``args.pretrained`` from ``--checkpoint NAME`` (a shipped name, not a file) or,
+    with ``default_for_task`` and no weights named at all, from the manifest: the weights
+    shipped for ``--model``, else the task's default. The architecture then comes from the
+    weight file, so ``--model`` is only checked against it."""
+    from ..pretrained import default_pretrained, list_pretrained, pretrained_info
+
+    if args.checkpoint and not Path(args.checkpoint).exists() and "/" not in args.checkpoint \
+            and not args.checkpoint.endswith(".pth"):
+        try:
+            shipped = list_pretrained()
+        except ValueError:
+            shipped = []
+        if args.checkpoint in shipped:
+            args.pretrained, args.checkpoint = args.checkpoint, None
+    if not args.pretrained and default_for_task and not args.checkpoint and not args.run_dir:
+        task = resolve_task_name(args)
+        model = normalize_model_name(args.model)
+        if model:
+            try:
+                names = [n for n in list_pretrained(task) if pretrained_info(n).get("model") == model]
+            except ValueError:
+                names = []
+            if not names:
+                raise FileNotFoundError(f"no pretrained weights are shipped for model {model!r} of task {task!r}; "
+                                        f"pass --checkpoint or --run-dir with your own (tools/train.py --task "
+                                        f"{task} --model {model})")
+            args.pretrained = names[0]
+        else:
+            args.pretrained = default_pretrained(task)
+    if args.pretrained:
+        entry = pretrained_info(args.pretrained)
+        if args.task and args.task != entry["task"]:
+            raise ValueError(f"pretrained weights {args.pretrained!r} are for task {entry['task']!r}, not "
+                             f"{args.task!r}; pick one of: {', '.join(list_pretrained(args.task)) or '(none)'}")
+        model = normalize_model_name(args.model)
+        if model and model != entry["model"]:
+            raise ValueError(f"pretrained weights {args.pretrained!r} are a {entry['model']!r} model, not {model!r}")
+        args.task, args.model = entry["task"], None
 
 
 def load_for_eval(args):
@@ -433,12 +491,18 @@ def _test(args) -> int:
     from .log import setup_logger
 
     log = setup_logger(None)
+    select_pretrained(args, default_for_task=False)
     cfg, task, model, path, device = load_for_eval(args)
     split = args.split or cfg.data.test_split
     cfg.data.valid_mode = "test"
     dataset = task.build_dataset(cfg, split, False)
     ev = Evaluator(task, cfg, device)
-    out = Path(args.result_dir) if args.result_dir else path.parent / "results" / f"{split}_{args.which}"
+    if args.result_dir:
+        out = Path(args.result_dir)
+    elif args.pretrained:  # never write into pretrained/
+        out = Path(args.save_dir or cfg.output_root) / cfg.task / f"pretrained_{args.pretrained}" / "results" / split
+    else:
+        out = path.parent / "results" / f"{split}_{args.which}"
     res = ev.evaluate(model, dataset, full=True, image_dir=out / "imgs" if args.save_images else None)
     table = format_table(res.summary, res.rows, title=f"{path} on '{split}' ({len(res.rows)} images, "
                                                       f"{_protocol(ev)})")
@@ -485,6 +549,10 @@ def _infer(args) -> int:
         if not key:
             raise ConfigError(f"--snr applies to stereo_jscc only; task {task_name!r} has no channel")
         args.overrides = list(args.overrides) + [f"{key}={args.snr}"]
+    select_pretrained(args, default_for_task=True)
+    if args.pretrained:
+        log.info(f"using the shipped weights {args.pretrained!r} (pretrained/MANIFEST.yaml); pass --checkpoint or "
+                 f"--run-dir to use your own")
     cfg, task, model, path, device = load_for_eval(args)
     dataset = task.build_infer_dataset(cfg, Path(args.input))
     ev = Evaluator(task, cfg, device)

@@ -1,0 +1,187 @@
+#!/usr/bin/env python
+"""Ship the weights of a finished training run: pretrained/<name>.pth plus its entry in
+pretrained/MANIFEST.yaml (how it was made, sha256, held-out metrics from tools/test.py).
+
+    python tools/export_pretrained.py --run-dir runs/derain/esdnet_tiny --name esdnet_tiny --role SNN \\
+        --default --train-command "python tools/train.py --config derain/esdnet_tiny_pretrained.yaml --exp esdnet_tiny"
+
+Steps: the run's final weights (``<model>_last.pth``; the best-on-validation file is not
+used, because validation here is the held-out split) are written without optimiser state
+to a temporary name and renamed; the entry is added (or replaced); then
+``tools/test.py --pretrained <name>`` runs in this process and its mean metrics are stored
+in the entry with that command. ``--metrics-only`` re-measures an existing entry.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import os
+import platform
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+import _bootstrap  # noqa: F401  (repository root on sys.path)
+
+import torch  # noqa: E402
+import yaml  # noqa: E402
+
+from restoration.engine.checkpoint import atomic_save, load_checkpoint, model_state_from  # noqa: E402
+from restoration.pretrained import MANIFEST_NAME, pretrained_dir, read_manifest, sha256_of  # noqa: E402
+
+HEADER = """\
+# Shipped pretrained weights. One entry per file: how it was made and how good it is.
+# Written by tools/export_pretrained.py (do not edit the numbers by hand): `file` and
+# `sha256` are checked by restoration.load_pretrained(name); `metrics` are the means
+# printed by `metrics.command` (tools/test.py) on the held-out split of the recipe's
+# built-in generated set (data.builtin, made with data.generator_seed).
+# `default: true` marks the weights tools/infer.py uses for a task when no checkpoint is given.
+"""
+
+METRIC_KEYS = ("psnr", "ssim", "input_psnr", "input_ssim", "ms_ssim", "ciede2000")
+
+
+def machine(threads: int) -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} logical cores, {threads} torch thread(s), no GPU; torch {torch.__version__}" \
+        if not torch.cuda.is_available() else f"{torch.cuda.get_device_name(0)}; torch {torch.__version__}"
+
+
+def read_train_log(run_dir: Path) -> dict:
+    """Wall time, recipe, start date and thread count from the run's train.log."""
+    text = (run_dir / "train.log").read_text() if (run_dir / "train.log").is_file() else ""
+    out = {}
+    if m := re.search(r"total wall time ([0-9.]+) s", text):
+        out["wall_time_s"] = round(float(m.group(1)))
+    if m := re.search(r"recipe (\S+), run folder", text):
+        out["recipe"] = os.path.relpath(m.group(1), _bootstrap.ROOT) if os.path.isabs(m.group(1)) else m.group(1)
+    if m := re.match(r"(\d{4}-\d\d-\d\d)", text):
+        out["date"] = m.group(1)
+    return out
+
+
+def write_manifest(entries: dict, directory: Path) -> None:
+    body = yaml.safe_dump({"models": list(entries.values())}, sort_keys=False, width=110)
+    path = directory / MANIFEST_NAME
+    tmp = path.with_name(f".{MANIFEST_NAME}.tmp{os.getpid()}")
+    tmp.write_text(HEADER + body)
+    os.replace(tmp, path)
+
+
+def measure(name: str) -> dict:
+    """Run tools/test.py --pretrained NAME here and return the mean row of its results.csv."""
+    from restoration.engine.runner import test_main
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rc = test_main(["--pretrained", name, "--no-save-images", "--result-dir", tmp])
+        if rc:
+            raise SystemExit(f"tools/test.py --pretrained {name} failed (exit {rc})")
+        with open(Path(tmp) / "results.csv") as f:
+            rows = list(csv.DictReader(f))
+    mean = next(r for r in rows if r["name"] == "mean")
+    return {"command": f"python tools/test.py --pretrained {name}", "split": "test", "images": len(rows) - 1,
+            **{k: round(float(mean[k]), 4) for k in METRIC_KEYS if mean.get(k)}}
+
+
+def export(args) -> dict:
+    run_dir = Path(args.run_dir)
+    ck_path = next(iter(sorted(run_dir.glob(f"*_{args.which}.pth"))), None)
+    if ck_path is None:
+        raise SystemExit(f"no *_{args.which}.pth in {run_dir}: has the run finished?")
+    ck = load_checkpoint(ck_path)
+    cfg = ck["config"]
+    state = ck["ema"] if ck.get("ema") else model_state_from(ck)
+    state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    directory = pretrained_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    file = f"{args.name}.pth"
+    atomic_save({"model": state, "config": cfg, "name": args.name}, directory / file)
+    log = read_train_log(run_dir)
+    threads = args.threads
+    entry = {
+        "name": args.name, "task": cfg["task"], "model": cfg["model"]["name"], "role": args.role,
+        "default": bool(args.default), "file": file, "sha256": sha256_of(directory / file),
+        "size_bytes": (directory / file).stat().st_size,
+        "params": None,  # filled below from the built model
+        "model_args": cfg["model"].get("args") or {},
+        "recipe": log.get("recipe", "?"), "train_command": args.train_command,
+        "data": {"source": "built-in generated set (restoration.data.synthetic, tools/make_data.py)",
+                 "builtin": cfg["data"].get("builtin") or {}, "generator_seed": 0,
+                 "patch_size": cfg["data"]["patch_size"], "batch_size": cfg["data"]["batch_size"]},
+        "training": {"seed": cfg.get("seed"), "epochs": cfg["train"]["epochs"], "weights": ck_path.name,
+                     "wall_time_s": log.get("wall_time_s"), "date": log.get("date", str(datetime.date.today())),
+                     "machine": machine(threads)},
+        "notes": args.notes or "",
+    }
+    entries = read_manifest(directory) if (directory / MANIFEST_NAME).is_file() else {}
+    entries[args.name] = entry
+    if args.default:  # one default per task
+        for n, e in entries.items():
+            if n != args.name and e.get("task") == entry["task"]:
+                e["default"] = False
+    write_manifest(entries, directory)
+    from restoration.pretrained import load_pretrained
+
+    entry["params"] = int(sum(p.numel() for p in load_pretrained(args.name).parameters()))
+    write_manifest(entries, directory)
+    return entries
+
+
+def markdown_table(entries: dict) -> str:
+    """The manifest as the table of docs/PRETRAINED.md and README (``--table``)."""
+    lines = ["| name | task | role | params | size | trained (1 CPU thread) | held-out PSNR / SSIM | input PSNR / SSIM |",
+             "|---|---|---|---:|---:|---:|---|---|"]
+    for n, e in entries.items():
+        m, t = e.get("metrics") or {}, e.get("training") or {}
+        inp = f"{m['input_psnr']:.2f} / {m['input_ssim']:.3f}" if "input_psnr" in m else "(no degraded input)"
+        lines.append(f"| `{n}`{' (default)' if e.get('default') else ''} | {e['task']} | {e['role']} | "
+                     f"{e['params'] / 1e3:,.0f} k | {e['size_bytes'] / 1e6:.1f} MB | "
+                     f"{(t.get('wall_time_s') or 0) / 60:.0f} min, {t.get('epochs')} epochs | "
+                     f"{m.get('psnr', float('nan')):.2f} / {m.get('ssim', float('nan')):.3f} | {inp} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--name", help="name of the shipped weights (pretrained/<name>.pth)")
+    p.add_argument("--table", action="store_true", help="only print the manifest as a markdown table")
+    p.add_argument("--run-dir", help="finished run folder (runs/<task>/<exp>)")
+    p.add_argument("--which", default="last", choices=["last", "best", "current"])
+    p.add_argument("--role", default="SNN", help="SNN, ANN twin or ANN baseline")
+    p.add_argument("--default", action="store_true", help="make these the task's default weights")
+    p.add_argument("--train-command", default="", help="the command that trained the run (quoted in the manifest)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads the run used (recorded)")
+    p.add_argument("--notes", help="free text for the entry")
+    p.add_argument("--metrics-only", action="store_true", help="only re-measure the metrics of an existing entry")
+    args = p.parse_args(argv)
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
+    directory = pretrained_dir()
+    if args.table:
+        print(markdown_table(read_manifest(directory)))
+        return 0
+    if not args.name:
+        p.error("--name is required (or --table)")
+    if not args.metrics_only:
+        if not args.run_dir:
+            p.error("--run-dir is required (or --metrics-only)")
+        export(args)
+    entries = read_manifest(directory)
+    entries[args.name]["metrics"] = measure(args.name)
+    write_manifest(entries, directory)
+    m = entries[args.name]["metrics"]
+    print(f"{args.name}: {directory / entries[args.name]['file']} "
+          f"({entries[args.name]['size_bytes'] / 1e6:.2f} MB), PSNR {m['psnr']:.2f} dB"
+          + (f" (input {m['input_psnr']:.2f})" if "input_psnr" in m else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
