@@ -245,7 +245,12 @@ def test_cli_unknown_task_and_bad_checkpoint_are_clear(monkeypatch, capsys, tmp_
     assert "'dehazesnn_s' is not benchmarked in tasks derain" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         tool.main(["--tasks", "derain", "--checkpoint", f"esdnet_tiny={tmp_path / 'missing.pth'}"])
-    assert "does not exist" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "missing.pth: no such file, and no shipped weights of that name" in err
+    monkeypatch.setenv("SNN_RESTORATION_PRETRAINED", str(tmp_path))  # a checkout without pretrained/
+    with pytest.raises(SystemExit):
+        tool.main(["--tasks", "derain", "--checkpoint", "esdnet_tiny=esdnet_tiny"])
+    assert "(shipped: none found)" in capsys.readouterr().err
 
 
 def test_micro_end_to_end(monkeypatch, tmp_path):

@@ -226,11 +226,15 @@ def main(argv=None) -> int:
             p.error(f"--checkpoint {name}=...: {name!r} is not benchmarked in tasks {' '.join(args.tasks)}; "
                     f"choose from {', '.join(sorted(known))}")
         if not Path(path).is_file():
-            from restoration.pretrained import list_pretrained, pretrained_path
+            from restoration.pretrained import PretrainedError, list_pretrained, pretrained_path
 
-            if path not in list_pretrained():
+            try:
+                names = list_pretrained()
+            except PretrainedError:  # no pretrained/ folder: only a file path can work
+                names = []
+            if path not in names:
                 p.error(f"--checkpoint {name}={path}: no such file, and no shipped weights of that name "
-                        f"(shipped: {', '.join(list_pretrained())})")
+                        f"(shipped: {', '.join(names) or 'none found'})")
             checkpoints[name] = str(pretrained_path(path))  # verified against its sha256
     skipped = []
     for name, weights in shipped.items():
