@@ -58,7 +58,18 @@ def read_train_log(run_dir: Path) -> dict:
     """Wall time, recipe, start date and thread count from the run's train.log."""
     text = (run_dir / "train.log").read_text() if (run_dir / "train.log").is_file() else ""
     out = {}
-    if m := re.search(r"total wall time ([0-9.]+) s", text):
+    # A resumed run's log has one segment per start; its cost is the sum of the segments
+    # (first to last timestamp each), the time lost to an interruption included.
+    segments = re.split(r"\n(?=\S+ \S+ INFO task .*, recipe .*, run folder)", text)
+    if len(segments) > 1:
+        total = 0.0
+        for seg in segments:
+            stamps = re.findall(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", seg, flags=re.M)
+            if stamps:
+                t = [datetime.datetime.strptime(x, "%Y-%m-%d %H:%M:%S") for x in (stamps[0], stamps[-1])]
+                total += (t[1] - t[0]).total_seconds()
+        out["wall_time_s"], out["resumed"] = round(total), len(segments) - 1
+    elif m := re.search(r"total wall time ([0-9.]+) s", text):
         out["wall_time_s"] = round(float(m.group(1)))
     if m := re.search(r"recipe (\S+), run folder", text):
         out["recipe"] = os.path.relpath(m.group(1), _bootstrap.ROOT) if os.path.isabs(m.group(1)) else m.group(1)
@@ -117,7 +128,8 @@ def export(args) -> dict:
                  "patch_size": cfg["data"]["patch_size"], "batch_size": cfg["data"]["batch_size"]},
         "training": {"seed": cfg.get("seed"), "epochs": cfg["train"]["epochs"], "weights": ck_path.name,
                      "wall_time_s": log.get("wall_time_s"), "date": log.get("date", str(datetime.date.today())),
-                     "machine": machine(threads)},
+                     "machine": machine(threads),
+                     **({"resumed": log["resumed"]} if log.get("resumed") else {})},
         "notes": args.notes or "",
     }
     entries = read_manifest(directory) if (directory / MANIFEST_NAME).is_file() else {}
