@@ -210,31 +210,26 @@ def test_test_tool_accepts_a_pretrained_name_as_checkpoint(tmp_path):
     assert rows[0].startswith("name,") and rows[-1].startswith("mean,") and len(rows) == 5
 
 
-def test_benchmark_resolves_pretrained_names(monkeypatch):
+def _tool(name, monkeypatch):
+    """Import tools/<name>.py as a module (the tools are scripts, not a package)."""
     import importlib.util
 
     monkeypatch.syspath_prepend(str(REPO / "tools"))
-    spec = importlib.util.spec_from_file_location("bench_tool", REPO / "tools" / "benchmark.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    shipped = bench.shipped_weights(["derain"])
-    assert set(shipped) == {e["model"] for e in ENTRIES.values() if e["task"] == "derain"}
-    for model, path in shipped.items():
-        assert Path(path).parent == REPO / "pretrained"
-
-
-def _export_tool(monkeypatch):
-    import importlib.util
-
-    monkeypatch.syspath_prepend(str(REPO / "tools"))
-    spec = importlib.util.spec_from_file_location("export_tool", REPO / "tools" / "export_pretrained.py")
+    spec = importlib.util.spec_from_file_location(f"{name}_tool", REPO / "tools" / f"{name}.py")
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     return tool
 
 
+def test_benchmark_resolves_pretrained_names(monkeypatch):
+    shipped = _tool("benchmark", monkeypatch).shipped_weights(["derain"])
+    assert set(shipped) == {e["model"] for e in ENTRIES.values() if e["task"] == "derain"}
+    for model, path in shipped.items():
+        assert Path(path).parent == REPO / "pretrained"
+
+
 def test_export_counts_every_segment_of_a_resumed_run(monkeypatch, tmp_path):
-    tool = _export_tool(monkeypatch)
+    tool = _tool("export_pretrained", monkeypatch)
     start = "INFO task derain, recipe configs/derain/x.yaml, run folder runs/derain/x\n"
     (tmp_path / "train.log").write_text(
         f"2026-11-24 03:00:00 {start}2026-11-24 03:10:00 INFO epoch 1/2\n"       # killed after 10 min
@@ -247,3 +242,24 @@ def test_export_counts_every_segment_of_a_resumed_run(monkeypatch, tmp_path):
                                         "2026-11-24 03:05:00 INFO total wall time 299.6 s; ...\n")
     log = tool.read_train_log(tmp_path)
     assert log["wall_time_s"] == 300 and "resumed" not in log
+
+
+@pytest.mark.parametrize("name", list(ENTRIES))
+def test_benchmark_times_each_shipped_model_with_its_own_recipe(name, monkeypatch, tmp_path):
+    # regression: the benchmark took only the model arguments from shipped weights, so the
+    # JSCC SNN (trained without its entropy model) was timed with the recipe's rate loss
+    from restoration.benchmark import SUITES, _steps, build_bench_config
+    from restoration.config import dump_config
+
+    bench = _tool("benchmark", monkeypatch)
+    e = ENTRIES[name]
+    spec = next(s for s in SUITES[e["task"]] if s.name == e["model"])
+    cfg = build_bench_config(spec, e["task"], "micro", "cpu")
+    ck = torch.load(pretrained_dir() / e["file"], weights_only=False)
+    bench.adopt_checkpoint_recipe(cfg, ck, e["model"])
+    assert cfg.model.args.to_dict() == e["model_args"]
+    assert cfg.loss.to_dict() == ck["config"]["loss"]
+    dump_config(cfg, tmp_path / "bench_config.yaml")
+    _, _, train_step = _steps(str(tmp_path / "bench_config.yaml"), str(pretrained_dir() / e["file"]),
+                              64, 64, 1, 1, "cpu")
+    train_step()  # raised KeyError for the 'rate' term before the fix

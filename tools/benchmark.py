@@ -112,6 +112,22 @@ def shipped_weights(tasks) -> dict:
     return out
 
 
+def adopt_checkpoint_recipe(cfg, ck, model_name: str) -> None:
+    """Give ``cfg`` the model arguments and the loss that the checkpoint ``ck`` was trained with
+    (when it records them and is of ``model_name``): the model must be rebuilt as it was, and
+    the timed training step must use a loss that model can feed (e.g. no rate term for a JSCC
+    model trained without its entropy model)."""
+    from restoration.config import Config
+
+    saved = (ck.get("config") or {}) if isinstance(ck, dict) else {}
+    model = saved.get("model") or {}
+    if model.get("name") != model_name:
+        return
+    cfg.model.args = Config(model.get("args") or {})
+    if saved.get("loss"):
+        cfg.loss = Config(saved["loss"])
+
+
 def run_model(i, clock, task_name, spec, args, out, data_dirs, checkpoints, speed_devices, threads):
     """Train (or load), evaluate, count and time one model; returns (row, SNR curve or None,
     per-layer neuron firing rates, metric protocol)."""
@@ -133,9 +149,7 @@ def run_model(i, clock, task_name, spec, args, out, data_dirs, checkpoints, spee
     if spec.name in checkpoints:
         ckpt = Path(checkpoints[spec.name])
         ck = load_checkpoint(ckpt)
-        saved = (ck.get("config") or {}).get("model") if isinstance(ck, dict) else None
-        if saved and saved.get("name") == spec.name:  # the arguments it was built with
-            cfg.model.args = Config(saved.get("args") or {})
+        adopt_checkpoint_recipe(cfg, ck, spec.name)
         device = resolve_device(cfg.device, DistInfo())
         model = build_model_from_config(cfg).to(device)
         try:
