@@ -289,6 +289,8 @@ def test_micro_end_to_end(monkeypatch, tmp_path):
         for k in ("psnr", "ssim", "energy_mj", "gsops"):
             assert float(loaded[m][k]) == pytest.approx(float(rows[m][k]), rel=1e-5), (m, k)
     assert not (again / "derain" / "esdnet_tiny" / "esdnet_tiny_last.pth").exists()
+    head = (again / "benchmark.md").read_text().splitlines()[0]
+    assert "no training in this run" in head and "MICRO" not in head
 
 
 # -- spike maps and tools/visualize_spikes.py ----------------------------------------------------

@@ -315,11 +315,18 @@ def main(argv=None) -> int:
                       + f", {r.get('n_test')} held-out items")
     methods = "; ".join(f"{d}: " + next((r[f"{d}_memory_method"] for r in rows if r.get(f"{d}_memory_method")), "-")
                         for d in speed_devices) if args.speed else "not measured (--no-speed)"
+    trained = any(r.get("train_steps") for r in rows)
+    what = f"{args.budget} budget" if trained else ("shipped weights" if args.pretrained else "loaded weights")
+    label = budget["label"] if trained else (
+        ("shipped weights (--pretrained)" if args.pretrained else "loaded weights (--checkpoint)")
+        + ", evaluated as they are: no training in this run")
     notes = [f"Command: `{command}`",
              f"Machine: {machine}; load average {load0[0]:.2f} at start, {load1[0]:.2f} at the end "
              f"(other jobs share the cores).",
-             f"Wall time: {wall / 60:.1f} min for the whole run (training, evaluation, counting, timing).",
-             "Shared budget per task — " + "; ".join(shares) + ". Seed 1234 for all.",
+             f"Wall time: {wall / 60:.1f} min for the whole run ({'training, ' if trained else ''}evaluation, "
+             f"counting, timing).",
+             ("Shared budget per task — " if trained else "Timed training step per task — ")
+             + "; ".join(shares) + ". Seed 1234 for all.",
              *([f"Shipped weights (--pretrained) evaluated as they are; left out for want of shipped weights: "
                 f"{', '.join(skipped) or 'none'}."] if args.pretrained else []),
              f"Speed: medians of {sp['repeats']} runs after {sp['warmup']} warm-up runs, each in a fresh process; "
@@ -329,7 +336,7 @@ def main(argv=None) -> int:
              "MACs count every time step a spiking model runs (dense count); SOPs and energy use per-layer input "
              "firing rates measured on the held-out images. 'firing rate': mean over all neuron outputs "
              "(OLIF: outputs above its threshold)."]
-    text = B.markdown_report(rows, budget["label"], speed_devices, curves, notes, protocols)
+    text = B.markdown_report(rows, label, speed_devices, curves, notes, protocols)
     B._atomic_write_text(out / "benchmark.md", text)
     B.write_csv(rows, out / "benchmark.csv")
     layer_rows = [{"model": m, "layer": n, "firing_rate": v} for m, r in rates.items() for n, v in r.items()]
@@ -338,17 +345,17 @@ def main(argv=None) -> int:
     plots = []
     for t in args.tasks:
         plots.append(B.plot_quality_energy(rows, t, out / f"quality_energy_{t}.png",
-                                           title=f"{t}: quality vs energy ({args.budget} budget)"))
+                                           title=f"{t}: quality vs energy ({what})"))
     roles = {r["model"]: r["role"] for r in rows}
     for t, c in curves.items():
         B._atomic_write_text(out / f"{t}_snr.csv", "model,snr_db,psnr,ssim,ms_ssim\n" + "".join(
             f"{m},{q['snr_db']:g},{q['psnr']:.4f},{q['ssim']:.5f},{q.get('ms_ssim') or ''}\n"
             for m, pts in c.items() for q in pts))
         plots.append(B.plot_snr_curves(c, out / f"{t}_snr.png", roles,
-                                       title=f"{t}: quality vs channel SNR ({args.budget} budget)"))
+                                       title=f"{t}: quality vs channel SNR ({what})"))
     if rates:
         plots.append(B.plot_firing_rates(rates, out / "firing_rates.png",
-                                         title=f"firing rate per neuron layer on the held-out images ({args.budget} budget)"))
+                                         title=f"firing rate per neuron layer on the held-out images ({what})"))
     log.info("\n" + text)
     log.info(f"wrote {out / 'benchmark.md'}, benchmark.csv, layer_rates.csv and {len(plots)} plot(s); "
              f"wall time {wall / 60:.1f} min")
