@@ -32,6 +32,11 @@ WORKER = textwrap.dedent("""
     tr.fit()
     torch.save({{"final": tr.model.state_dict(), "init": init, "steps": tr.global_step}},
                os.path.join(out, f"rank{{rank}}.pt"))
+    # as tools/train.py does: leave together and close gloo before exiting, otherwise one
+    # rank can exit while the other's gloo threads still talk to it (SIGABRT, rarely)
+    from restoration.engine.distributed import barrier, cleanup
+    barrier()
+    cleanup()
 """)
 
 
