@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -23,6 +22,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import torch  # noqa: E402
 
+from restoration.engine.log import cpu_name  # noqa: E402
 from restoration.spiking import LIF, host_kernels, olif  # noqa: E402
 from restoration.spiking.neurons import cupy_available  # noqa: E402
 from spikingjelly.activation_based import functional  # noqa: E402
@@ -62,7 +62,7 @@ def main(argv=None):
     x = torch.randn(shape, device=device) * 0.5
     g = torch.randn(shape, device=device)
 
-    print(f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+    print(f"# machine: {cpu_name()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads), device {device}"
           + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
     print(f"# tensor N,C,H,W = {shape} float32; LIF input T,N,C,H,W = {(args.t,) + shape}")
@@ -105,7 +105,7 @@ def main(argv=None):
 
         rows.append((f"LIF {backend:5s} T={args.t} fwd+bwd", timeit(lif_step, device, args.warmup, args.repeats)))
 
-    print(f"\n| path | median ms | x clone of the same tensor |\n|---|---:|---:|")
+    print("\n| path | median ms | x clone of the same tensor |\n|---|---:|---:|")
     for name, t in rows:
         base = t_clone_seq if "LIF " in name and "OLIF" not in name or "x_seq" in name else t_clone
         print(f"| {name} | {t * 1e3:.2f} | {t / base:.2f}x |")

@@ -74,16 +74,12 @@ def pairs(items, what: str, p: argparse.ArgumentParser) -> dict:
 
 
 def machine_line(threads: int) -> str:
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
     import torch
 
+    from restoration.engine.log import cpu_name
+
     gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
-    return (f"{cpu or 'unknown CPU'}, {os.cpu_count()} logical cores{gpu}; torch {torch.__version__} "
+    return (f"{cpu_name()}, {os.cpu_count()} logical cores{gpu}; torch {torch.__version__} "
             f"with {threads} thread(s); Python {platform.python_version()}")
 
 

@@ -17,7 +17,6 @@ import argparse
 import csv
 import datetime
 import os
-import platform
 import re
 import sys
 import tempfile
@@ -29,6 +28,7 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 
 from restoration.engine.checkpoint import atomic_save, load_checkpoint, model_state_from  # noqa: E402
+from restoration.engine.log import cpu_name  # noqa: E402
 from restoration.pretrained import MANIFEST_NAME, pretrained_dir, read_manifest, sha256_of  # noqa: E402
 
 HEADER = """\
@@ -44,14 +44,9 @@ METRIC_KEYS = ("psnr", "ssim", "input_psnr", "input_ssim", "ms_ssim", "ciede2000
 
 
 def machine(threads: int) -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} logical cores, {threads} torch thread(s), no GPU; torch {torch.__version__}" \
-        if not torch.cuda.is_available() else f"{torch.cuda.get_device_name(0)}; torch {torch.__version__}"
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)}; torch {torch.__version__}"
+    return f"{cpu_name()}, {os.cpu_count()} logical cores, {threads} torch thread(s), no GPU; torch {torch.__version__}"
 
 
 def read_train_log(run_dir: Path) -> dict:

@@ -7,12 +7,23 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 import sys
 import time
 from pathlib import Path
 from typing import Dict, Optional
 
 LOGGER_NAME = "restoration"
+
+
+def cpu_name() -> str:
+    """The processor's model name (``/proc/cpuinfo`` on Linux), for run and benchmark records."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
+    except OSError:
+        name = ""
+    return name or platform.processor() or platform.machine() or "unknown CPU"
 
 
 def setup_logger(log_file: Optional[os.PathLike] = None, main: bool = True) -> logging.Logger:

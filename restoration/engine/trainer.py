@@ -325,7 +325,7 @@ class Trainer:
             f"train.clip_grad, or turn off train.amp, then continue with --resume.")
 
     def train_one_epoch(self, epoch: int):
-        cfg, t = self.cfg, self.cfg.train
+        t = self.cfg.train
         self.net.train()
         self.sampler.set_epoch(epoch)
         lr = self.schedule.set(epoch, 0)
