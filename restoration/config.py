@@ -11,7 +11,7 @@ misspelt key raises :class:`ConfigError` naming the key, the file it came from a
 the nearest valid key. Sections listed in :data:`FREE_FORM` (constructor arguments,
 generator options) take any key; they are checked where they are used.
 
-    cfg = load_config("configs/derain/esdnet_tiny_cpu.yaml", ["optim.lr=2e-4"])
+    cfg = load_config("configs/derain/esdnet_cpu.yaml", ["optim.lr=2e-4"])
     cfg.optim.lr, cfg["data"]["patch_size"]
 """
 from __future__ import annotations
@@ -172,13 +172,68 @@ DEFAULTS: Dict[str, Any] = {
     "task_args": {},            # options for the task plugin (see its docstring)
 }
 
+# Numeric keys with a range: (lowest allowed, highest allowed, what the value means).
+# A value outside it would fail deep inside torch; say so up front instead.
+RANGES = {
+    "data.patch_size": (1, None, "the training crop size in pixels"),
+    "data.valid_patch_size": (1, None, "the validation crop size in pixels"),
+    "data.batch_size": (1, None, "images per optimiser step"),
+    "data.num_workers": (0, None, "data loader processes"),
+    "data.repeat": (1, None, "passes over the training set per epoch"),
+    "data.max_valid_images": (1, None, "validation images"),
+    "optim.lr": (0, None, "the learning rate"),
+    "optim.weight_decay": (0, None, "the weight decay"),
+    "optim.neuron_lr": (0, None, "the neurons' learning rate"),
+    "sched.warmup_epochs": (0, None, "warm-up epochs"),
+    "train.epochs": (1, None, "the number of epochs"),
+    "train.accumulation_steps": (1, None, "batches per optimiser step"),
+    "train.clip_grad": (0, None, "the gradient-norm limit"),
+    "train.ema_decay": (0, 1, "the EMA decay"),
+    "train.eval_freq": (1, None, "epochs between validations"),
+    "train.keep_last_epochs": (0, None, "kept epoch checkpoints"),
+    "train.log_interval": (1, None, "steps between log lines"),
+    "train.max_steps_per_epoch": (1, None, "steps per epoch"),
+    "eval.tile": (8, None, "the tile size in pixels"),
+    "eval.tile_overlap": (0, None, "the tile overlap in pixels"),
+}
+
+
+def check_ranges(cfg: Mapping) -> None:
+    """Raise :class:`ConfigError` for a number outside its range (see ``RANGES``)."""
+    for path, (lo, hi, what) in RANGES.items():
+        node: Any = cfg
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if node is None or isinstance(node, bool) or not isinstance(node, (int, float)):
+            continue
+        if (lo is not None and node < lo) or (hi is not None and node > hi) or node != node:
+            if path in ("optim.lr", "optim.neuron_lr") and node == 0:
+                continue
+            bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+            raise ConfigError(f"{path}={node} is out of range: {what} must be {bound}; "
+                              f"e.g. --set {path}={DEFAULTS_FLAT.get(path) or max(lo, 1)}")
+
+
 # Sections that accept any key (checked where used: model constructor, generator...).
 FREE_FORM = {"model.args", "data.builtin", "data.args", "task_args"}
+
+
+def _flat(schema: Mapping, prefix: str = "") -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for k, v in schema.items():
+        if isinstance(v, Mapping):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def _suggest(key: str, valid: Iterable[str]) -> str:
     close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
     return f" Did you mean {close[0]!r}?" if close else ""
+
+
+DEFAULTS_FLAT = _flat(DEFAULTS)
 
 
 def _all_paths(schema: Mapping, prefix: str = "") -> List[str]:
@@ -267,7 +322,7 @@ def resolve_config_path(path: os.PathLike | str) -> Path:
         return CONFIG_ROOT / p
     raise ConfigError(f"config file {str(path)!r} not found (looked in the current folder and in "
                       f"{CONFIG_ROOT}); pass an existing .yaml file, e.g. "
-                      f"configs/derain/esdnet_tiny_cpu.yaml")
+                      f"configs/derain/esdnet_cpu.yaml")
 
 
 def read_yaml(path: os.PathLike | str, _seen: Optional[Sequence[Path]] = None) -> Dict[str, Any]:
@@ -342,6 +397,7 @@ def load_config(path: Optional[os.PathLike | str] = None,
         cfg = merge(cfg, read_yaml(path))
     cfg = _strip_delete(apply_overrides(cfg, overrides))
     validate(cfg)
+    check_ranges(cfg)
     return Config(cfg)
 
 
@@ -350,6 +406,8 @@ def dump_config(cfg: Mapping, path: os.PathLike | str) -> None:
     data = cfg.to_dict() if isinstance(cfg, Config) else dict(cfg)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    from .atomic import temp_path
+
+    tmp = temp_path(path)
     tmp.write_text(yaml.safe_dump(data, sort_keys=False))
     os.replace(tmp, path)

@@ -360,17 +360,9 @@ def main(argv=None) -> int:
 
 def cli() -> int:
     """``main`` with user errors as one line (``RESTORATION_DEBUG=1`` shows the traceback)."""
-    from restoration.config import ConfigError
+    from restoration.engine.runner import friendly
 
-    try:
-        return main()
-    except KeyboardInterrupt:
-        return 130
-    except (ConfigError, FileNotFoundError, ValueError, KeyError) as e:
-        if os.environ.get("RESTORATION_DEBUG"):
-            raise
-        print(f"error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
-        return 1
+    return friendly(main)
 
 
 if __name__ == "__main__":

@@ -76,10 +76,20 @@ class FilePairDataset(Dataset):
         self.pairs = pairs
         logger.info("%r", self)
 
+    def check_headers(self, where: str = "") -> None:
+        """Raise DataError listing every pair whose files are missing, unreadable or of
+        different sizes, reading file headers only (fast; no pixels decoded)."""
+        bad: List[str] = []
+        for p in tqdm(self.pairs, desc=f"checking {where or 'pairs'}", leave=False, disable=len(self.pairs) < 500):
+            bad.extend(check_files([p.first, p.second], self.labels, full=False))
+        if bad:
+            self._raise(bad, where or self.description, self.layout)
+
     def _raise(self, problems: List[str], where: str, layout: str) -> None:
         raise DataError(f"{len(problems)} problem(s) with {where} (layout {layout}):\n"
-                        f"{list_problems(problems)}\nFix or remove these files, or pass "
-                        f"skip_bad=True to skip them (a warning lists what was skipped).")
+                        f"{list_problems(problems)}\nFix or remove these files, or skip them with "
+                        f"--set data.args.skip_bad=true (skip_bad=True in Python; a warning lists what "
+                        f"was skipped).")
 
     def __len__(self) -> int:
         return len(self.pairs)

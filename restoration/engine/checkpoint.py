@@ -22,11 +22,14 @@ from typing import Any, Dict, List, Mapping, Optional
 import numpy as np
 import torch
 
+from ..atomic import temp_path
+from ..errors import UserError
+
 
 def atomic_save(obj: Any, path: os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = temp_path(path)
     try:
         torch.save(obj, tmp)
         os.replace(tmp, path)
@@ -62,7 +65,7 @@ def load_checkpoint(path: os.PathLike, map_location="cpu") -> Dict[str, Any]:
     try:
         return torch.load(path, map_location=map_location, weights_only=False)
     except Exception as e:  # noqa: BLE001 - one clear message for a damaged file
-        raise RuntimeError(f"could not read checkpoint {str(path)!r} ({type(e).__name__}: {e}); "
+        raise UserError(f"could not read checkpoint {str(path)!r} ({type(e).__name__}: {e}); "
                            f"the file is damaged or not a PyTorch checkpoint") from None
 
 
@@ -131,3 +134,70 @@ def find_checkpoints(run_dir: os.PathLike) -> Dict[str, Path]:
             if p.name.endswith(f"_{which}.pth"):
                 out[which] = p
     return out
+
+
+class RunLock:
+    """An exclusive lock on a run folder (``.lock``, ``flock``): two trainings never
+    share a folder. The kernel drops the lock when the process ends, however it ends."""
+
+    def __init__(self, run_dir: os.PathLike):
+        self.path = Path(run_dir) / ".lock"
+        self.fd: Optional[int] = None
+
+    @staticmethod
+    def held_elsewhere(run_dir: os.PathLike) -> bool:
+        """True while another process holds the lock of ``run_dir``."""
+        lock = RunLock(run_dir)
+        if not lock.path.is_file():
+            return False
+        try:
+            lock.acquire()
+        except UserError:
+            return True
+        lock.release()
+        return False
+
+    def acquire(self) -> "RunLock":
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            try:
+                other = self.path.read_text().strip() or "?"
+            except OSError:
+                other = "?"
+            raise UserError(f"run folder {self.path.parent} is in use by another training (pid {other}); wait "
+                            f"for it to finish, or pass another --exp") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is not None:
+            import fcntl
+
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+def newest_run(run_dir: os.PathLike) -> Path:
+    """``run_dir`` or the newest of its numbered siblings (``<exp>_2``, ``<exp>_3``...,
+    made when a run folder was already taken): the one whose checkpoints were written last."""
+    run_dir = Path(run_dir)
+    pat = re.compile(re.escape(run_dir.name) + r"_(\d+)$")
+    found = [run_dir] if run_dir.is_dir() else []
+    if run_dir.parent.is_dir():
+        found += sorted((p for p in run_dir.parent.iterdir() if p.is_dir() and pat.match(p.name)),
+                        key=lambda p: int(pat.match(p.name).group(1)))
+
+    def last_write(p: Path) -> float:
+        return max((f.stat().st_mtime for f in p.glob("*.pth")), default=-1.0)
+
+    with_ckpt = [p for p in found if last_write(p) >= 0]
+    return max(with_ckpt, key=last_write) if with_ckpt else run_dir

@@ -8,6 +8,7 @@ beside the hyphenated spellings.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 import time
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from ..config import CONFIG_ROOT, Config, ConfigError, dump_config, load_config, read_yaml
+from ..errors import UserError
 
 EPILOG_TRAIN = """examples:
   python tools/train.py --task derain                       # CPU recipe on built-in data, ends with a table
@@ -80,6 +82,8 @@ def _add_common(p: argparse.ArgumentParser, training: bool) -> None:
     g.add_argument("--threads", type=int, help="CPU threads for torch (default: OMP_NUM_THREADS if set, else half "
                                                "the cores, which stays fast when other processes share them)")
     g.add_argument("--workers", type=int, help="data loader worker processes (config data.num_workers)")
+    g.add_argument("--debug", action="store_true",
+                   help="show the full traceback of errors (default: one line; RESTORATION_DEBUG=1 does the same)")
     g = p.add_argument_group("recipe overrides")
     g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set optim.lr=2e-4 --set data.patch_size=128 "
@@ -148,6 +152,17 @@ def test_parser() -> argparse.ArgumentParser:
     return p
 
 
+def inference_default_memory() -> str:
+    """2G, or half the available memory where that is less."""
+    try:
+        with open("/proc/meminfo") as f:
+            avail = next(int(line.split()[1]) for line in f if line.startswith("MemAvailable:")) * 1024
+    except (OSError, StopIteration, ValueError):
+        return "2G"
+    half = avail / 2
+    return "2G" if half >= 2 * 2 ** 30 else f"{max(256, int(half / 2 ** 20))}M"
+
+
 def infer_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tools/infer.py", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -163,8 +178,12 @@ def infer_parser() -> argparse.ArgumentParser:
                "  python tools/infer.py --task stereo_jscc --input pairs/ --snr 5 --output recon/\n")
     _add_common(p, training=False)
     g = p.add_argument_group("input, output, checkpoint")
-    g.add_argument("--input", required=True, help="folder of images (stereo_jscc: a folder with left/ and right/)")
-    g.add_argument("--output", required=True, help="output folder (created; same file names as the input)")
+    g.add_argument("--input", required=True, help="an image file, a folder of images, or a quoted glob such as "
+                                                  "'photos/*.jpg' (stereo_jscc: a folder with left/ and right/)")
+    g.add_argument("--output", required=True, help="output folder (created; same file names as the input). It may "
+                                                   "not be the input folder: your originals are never written over")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace files that already exist in --output (default: refuse and say which)")
     g.add_argument("--checkpoint", help="checkpoint file, or the name of shipped weights (default: the task's "
                                         "default pretrained weights, pretrained/MANIFEST.yaml)")
     g.add_argument("--pretrained", metavar="NAME", help="shipped weights to use (e.g. dehazesnn_s_ann); default: "
@@ -172,8 +191,13 @@ def infer_parser() -> argparse.ArgumentParser:
     g.add_argument("--run-dir", help="run folder to take the checkpoint from")
     g.add_argument("--which", default="best", choices=["best", "last", "current"],
                    help="which checkpoint of the run folder (default best)")
-    g.add_argument("--tile", type=int, help="tile size for large images (config eval.tile; default whole images)")
+    g.add_argument("--tile", type=int, help="fixed tile size for large images (config eval.tile; default: chosen "
+                                            "from --max-memory)")
     g.add_argument("--tile-overlap", type=int, help="tile overlap in pixels (config eval.tile_overlap)")
+    g.add_argument("--max-memory", default=inference_default_memory(),
+                   help="memory the restoration may use, e.g. 2G or 800M (default %(default)s: at most 2G and half "
+                        "the free memory); images too large for it are restored in tiles, the tile size is printed. "
+                        "'none' restores whole images whatever their size")
     g.add_argument("--snr", type=float, help="stereo_jscc only: channel SNR in dB")
     return p
 
@@ -197,8 +221,7 @@ def choose_recipe(task: str, model: Optional[str], config: Optional[str], exp: O
     cls = _task_class(task)
     if model:
         # an ANN twin ("<model>_ann") trains with its spiking model's recipe
-        stems = [model] + ([model[:-len("_ann")]] if model.endswith("_ann") else [])
-        for stem in stems:
+        for stem in _model_stems(model):
             sizes = [f"{stem}.yaml", f"{stem}_cpu.yaml"]
             names = ([f"{stem}_{exp}.yaml"] if exp else []) + (sizes if own_data else sizes[::-1])
             for n in names:
@@ -207,6 +230,20 @@ def choose_recipe(task: str, model: Optional[str], config: Optional[str], exp: O
     if not cls.default_config:
         raise ConfigError(f"task {task!r} has no default recipe; pass --config")
     return CONFIG_ROOT / cls.default_config
+
+
+def _model_stems(model: str) -> List[str]:
+    return [model] + ([model[:-len("_ann")]] if model.endswith("_ann") else [])
+
+
+def home_task(model: str) -> Optional[str]:
+    """The task whose ``configs/<task>/`` holds a recipe named after ``model`` (or its
+    spiking model, for an ANN twin); None for a model no shipped recipe names."""
+    for stem in _model_stems(model):
+        for d in sorted(p for p in CONFIG_ROOT.iterdir() if p.is_dir()):
+            if any(d.glob(f"{stem}.yaml")) or any(d.glob(f"{stem}_*.yaml")):
+                return d.name
+    return None
 
 
 def flag_overrides(args: argparse.Namespace) -> List[str]:
@@ -271,15 +308,21 @@ def build_config(args: argparse.Namespace, base: Optional[Dict[str, Any]] = None
         over = ["device=auto"] + list(flag_overrides(args)) + list(args.overrides) + extra
         return load_config(None, over, base=base), None
     own_data = bool(getattr(args, "data_dir", None) or getattr(args, "dataset", None))
+    if model and not args.config:
+        home = home_task(model)
+        if home and home != task:
+            raise ConfigError(f"model {model!r} belongs to task {home!r} (configs/{home}/), not {task!r}; pass "
+                              f"--task {home}, or pick a {task} model")
     recipe = choose_recipe(task, model, args.config, args.exp, own_data)
+    recipe_task = read_yaml(recipe).get("task")
+    if recipe_task and recipe_task != task:
+        raise ConfigError(f"recipe {recipe} is for task {recipe_task!r}, not {task!r}; pass --task {recipe_task}, "
+                          f"or a recipe from configs/{task}/")
     over = list(extra)
     if model:
         over.append(f"model.name={model}")
     over += flag_overrides(args) + list(args.overrides)
-    cfg = load_config(recipe, over)
-    if cfg.task != task:
-        raise ConfigError(f"recipe {recipe} is for task {cfg.task!r} but --task is {task!r}")
-    return cfg, recipe
+    return load_config(recipe, over), recipe
 
 
 def exp_name(args, cfg, recipe: Optional[Path]) -> str:
@@ -288,8 +331,10 @@ def exp_name(args, cfg, recipe: Optional[Path]) -> str:
 
 def fresh_run_dir(path: Path) -> Path:
     """``path`` if it holds no checkpoint yet, else ``path_2``, ``path_3``, ..."""
+    from .checkpoint import RunLock
+
     def used(p: Path) -> bool:
-        return p.is_dir() and any(p.glob("*.pth"))
+        return p.is_dir() and (any(p.glob("*.pth")) or RunLock.held_elsewhere(p))
 
     if not used(path):
         return path
@@ -307,12 +352,39 @@ def _main_rank() -> bool:
 
 def train_main(argv: Optional[Sequence[str]] = None) -> int:
     args = train_parser().parse_args(argv)
-    return _friendly(lambda: _train(args))
+    state: Dict[str, Any] = {}
+    return friendly(lambda: _train(args, state), debug_enabled(args),
+                    on_interrupt=lambda: _resume_hint(args, state, argv))
 
 
-def _train(args) -> int:
+def _resume_hint(args, state: Dict[str, Any], argv: Optional[Sequence[str]]) -> str:
+    """What to type after Ctrl-C: the same command with --exp <run folder> --resume."""
+    run_dir = state.get("run_dir")
+    if run_dir is None:
+        return "nothing was written"
+    words = list(sys.argv[1:] if argv is None else argv)
+    keep, skip = [], False
+    for w in words:  # drop --exp/--overwrite/--resume (re-added below)
+        if skip:
+            skip = False
+            continue
+        if w in ("--exp", "--resume"):
+            skip = w == "--exp"
+            continue
+        if w.startswith(("--exp=", "--resume=")) or w == "--overwrite":
+            continue
+        keep.append(w)
+    cmd = " ".join(["python tools/train.py"] + keep + ["--exp", run_dir.name, "--resume"])
+    if not any(Path(run_dir).glob("*_current.pth")):
+        return f"no epoch finished, nothing was saved in {run_dir}; start again with the same command"
+    return f"the last finished epoch is saved in {run_dir}; continue with:\n  {cmd}"
+
+
+def _train(args, state: Dict[str, Any]) -> int:
     _apply_env_flags(args)
+    from ..atomic import remove_stale_temporaries
     from ..registry import build_task
+    from .checkpoint import RunLock, newest_run
     from .distributed import cleanup
     from .log import setup_logger
     from .trainer import Trainer
@@ -322,6 +394,12 @@ def _train(args) -> int:
     exp = exp_name(args, cfg, recipe)
     run_dir = Path(args.save_dir or cfg.output_root) / cfg.task / exp
     fine_tune = args.fine_tune
+    picked_note = ""
+    if args.resume is True and not args.exp:
+        newest = newest_run(run_dir)
+        if newest != run_dir:
+            picked_note = f"--resume: picked {newest}, the newest of the {run_dir.name}* run folders"
+        run_dir = newest
     if not args.resume and not args.overwrite:
         run_dir = fresh_run_dir(run_dir)
     if fine_tune:
@@ -335,22 +413,44 @@ def _train(args) -> int:
             fine_tune = Path(args.save_dir or cfg.output_root) / cfg.task / exp / f"{cfg.model.name}_base.pth"
     cfg.exp = run_dir.name
     main = _main_rank()
-    log = setup_logger(run_dir / "train.log", main=main)
     if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        dump_config(cfg, run_dir / "config.yaml")
-        log.info(f"task {cfg.task}, recipe {recipe}, run folder {run_dir}")
-    t0 = time.time()
+        # every split is checked before the first epoch: a bad test pair must not wait for the end
+        check_splits(task, cfg)
+    lock = RunLock(run_dir).acquire() if main else None
     try:
-        trainer = Trainer(cfg, task, run_dir, resume=args.resume, fine_tune=fine_tune or None)
-        trainer.fit()
-        if main and args.final_test:
-            final_test(trainer, cfg, task, run_dir, log)
+        state["run_dir"] = run_dir
+        log = setup_logger(run_dir / "train.log", main=main)
+        if main:
+            for p in remove_stale_temporaries(run_dir):
+                log.info(f"removed {p.name}, left behind by an interrupted run")
+            dump_config(cfg, run_dir / "config.yaml")
+            if picked_note:
+                log.info(picked_note)
+            log.info(f"task {cfg.task}, recipe {recipe}, run folder {run_dir}")
+        t0 = time.time()
+        try:
+            trainer = Trainer(cfg, task, run_dir, resume=args.resume, fine_tune=fine_tune or None)
+            trainer.fit()
+            if main and args.final_test:
+                final_test(trainer, cfg, task, run_dir, log)
+        finally:
+            cleanup()
+        if main:
+            log.info(f"total wall time {time.time() - t0:.1f} s; checkpoints and train.log in {run_dir}")
     finally:
-        cleanup()
-    if main:
-        log.info(f"total wall time {time.time() - t0:.1f} s; checkpoints and train.log in {run_dir}")
+        if lock is not None:
+            lock.release()
     return 0
+
+
+def check_splits(task, cfg) -> None:
+    """Open every split the run will read and check each pair's sizes from the file
+    headers (cheap), so that a bad file fails now, not after an epoch of training."""
+    for split, train in ((cfg.data.train_split, True), (cfg.data.test_split, False)):
+        ds = task.build_dataset(cfg, split, train)
+        check = getattr(ds, "check_headers", None)
+        if check is not None:
+            check(split)
 
 
 def final_test(trainer, cfg, task, run_dir: Path, log) -> None:
@@ -396,8 +496,16 @@ def _locate_checkpoint(args, cfg_for_names) -> Path:
     if args.run_dir:
         run = Path(args.run_dir)
     else:
+        from .checkpoint import newest_run
+
         cfg, recipe = cfg_for_names
-        run = Path(args.save_dir or cfg.output_root) / cfg.task / exp_name(args, cfg, recipe)
+        named = Path(args.save_dir or cfg.output_root) / cfg.task / exp_name(args, cfg, recipe)
+        run = named if args.exp else newest_run(named)
+        if run != named:
+            from .log import get_logger
+
+            get_logger().info(f"using run folder {run}, the newest of the {named.name}* run folders "
+                              f"(--run-dir or --exp picks another)")
     found = find_checkpoints(run)
     if args.which not in found:
         raise FileNotFoundError(f"no <model>_{args.which}.pth in {str(run)!r}; train first "
@@ -450,7 +558,6 @@ def select_pretrained(args, default_for_task: bool) -> None:
 def load_for_eval(args):
     """(cfg, task, model, checkpoint path) for test/infer: the checkpoint's own recipe
     (model name and arguments) under the flags' overrides."""
-    import torch
 
     from ..registry import build_task
     from .checkpoint import load_checkpoint, model_state_from
@@ -461,6 +568,12 @@ def load_for_eval(args):
     path = _locate_checkpoint(args, names_cfg)
     ck = load_checkpoint(path)
     saved = ck.get("config") if isinstance(ck, dict) else None
+    saved_task = (saved or {}).get("task") or (ck.get("task") if isinstance(ck, dict) else None)
+    asked = names_cfg[0].task
+    if saved_task and saved_task != asked:
+        model_name = (saved or {}).get("model", {}).get("name") or ck.get("model_name") or "?"
+        raise UserError(f"checkpoint {path} holds a {saved_task!r} model ({model_name}), not a {asked!r} one; "
+                        f"pass --task {saved_task}, or a {asked} checkpoint")
     if saved and not args.config and not args.model:
         cfg, _ = build_config(args, base=saved)
     else:
@@ -471,7 +584,7 @@ def load_for_eval(args):
     try:
         model.load_state_dict(sd)
     except RuntimeError as e:
-        raise RuntimeError(f"checkpoint {path} does not fit model {cfg.model.name!r} with args "
+        raise UserError(f"checkpoint {path} does not fit model {cfg.model.name!r} with args "
                            f"{dict(cfg.model.args)}: {str(e).splitlines()[0]} -- pass the --model/--config it "
                            f"was trained with") from None
     device = resolve_device(cfg.device, DistInfo())
@@ -481,7 +594,7 @@ def load_for_eval(args):
 
 def test_main(argv: Optional[Sequence[str]] = None) -> int:
     args = test_parser().parse_args(argv)
-    return _friendly(lambda: _test(args))
+    return friendly(lambda: _test(args), debug_enabled(args))
 
 
 def _test(args) -> int:
@@ -533,15 +646,18 @@ def _test(args) -> int:
 
 def infer_main(argv: Optional[Sequence[str]] = None) -> int:
     args = infer_parser().parse_args(argv)
-    return _friendly(lambda: _infer(args))
+    return friendly(lambda: _infer(args), debug_enabled(args),
+                    on_interrupt=lambda: "finished images are complete; no file was left half-written")
 
 
 def _infer(args) -> int:
     _apply_env_flags(args)
-    from .evaluator import Evaluator
+    from .inference import parse_memory, restore_folder
     from .log import setup_logger
 
     log = setup_logger(None)
+    max_memory = None if str(args.max_memory).strip().lower() in ("none", "0", "off") \
+        else parse_memory(args.max_memory)
     if args.snr is not None:
         task_name = resolve_task_name(args)
         cls = _task_class(task_name)
@@ -554,26 +670,74 @@ def _infer(args) -> int:
         log.info(f"using the shipped weights {args.pretrained!r} (pretrained/MANIFEST.yaml); pass --checkpoint or "
                  f"--run-dir to use your own")
     cfg, task, model, path, device = load_for_eval(args)
-    dataset = task.build_infer_dataset(cfg, Path(args.input))
-    ev = Evaluator(task, cfg, device)
-    t0 = time.time()
-    ev.evaluate(model, dataset, full=False, image_dir=Path(args.output))
-    log.info(f"restored {len(dataset)} item(s) from {args.input} into {args.output} with {path} "
-             f"({time.time() - t0:.1f} s)")
+    dataset = task.build_infer_dataset(cfg, args.input)
+    out_dir = Path(args.output).expanduser()
+    fixed_tile = int(cfg.eval.tile) if cfg.eval.tile else None
+    rep = restore_folder(task, cfg, model, dataset, out_dir, device, overwrite=args.overwrite,
+                         max_memory=max_memory, fixed_tile=fixed_tile)
+    quality = ""
+    if rep.psnr:
+        quality = f"; mean PSNR {sum(rep.psnr) / len(rep.psnr):.2f} dB"
+        if rep.ssim:
+            quality += f", SSIM {sum(rep.ssim) / len(rep.ssim):.4f} over {len(rep.ssim)} image(s)"
+    log.info(f"restored {len(rep.restored)} of {len(dataset)} item(s) from {args.input} into {out_dir} with {path} "
+             f"({rep.seconds:.1f} s){quality}")
+    for note in rep.notes:
+        log.info(f"note: {note}")
+    if rep.failed:
+        log.error(f"{len(rep.failed)} input(s) could not be read and were skipped: {', '.join(rep.failed[:5])}"
+                  f"{' ...' if len(rep.failed) > 5 else ''}")
+        return 1
     return 0
 
 
 # -- errors -----------------------------------------------------------------------------
 
-def _friendly(fn) -> int:
-    """User errors print one line (``RESTORATION_DEBUG=1`` shows the traceback)."""
+# OSErrors a user causes and fixes (a full disk, a read-only or missing folder, a name too
+# long); any other OSError is reported with its traceback like any bug.
+USER_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG,
+               errno.EISDIR, errno.ENOTDIR, errno.ENOENT, errno.EEXIST}
+
+_OS_HINTS = {errno.ENOSPC: "free some disk space or write elsewhere (--save-dir / --output)",
+             errno.EDQUOT: "free some disk space or write elsewhere (--save-dir / --output)",
+             errno.EROFS: "write elsewhere (--save-dir / --output)",
+             errno.EACCES: "check the permissions, or write elsewhere (--save-dir / --output)",
+             errno.EPERM: "check the permissions, or write elsewhere (--save-dir / --output)"}
+
+
+def debug_enabled(args=None) -> bool:
+    return bool(getattr(args, "debug", False) or os.environ.get("RESTORATION_DEBUG"))
+
+
+def friendly(fn, debug: bool = False, on_interrupt=None) -> int:
+    """Run a CLI body: a user error prints one line and returns 1, Ctrl-C prints what
+    to do next and returns 130; a bug keeps its traceback. ``--debug`` (or
+    ``RESTORATION_DEBUG=1``) shows the traceback of user errors too."""
+    from ..errors import UserError
     from .trainer import NonFiniteLossError
 
+    debug = debug or debug_enabled()
     try:
         return fn()
-    except (ConfigError, FileNotFoundError, KeyError, ValueError, NonFiniteLossError) as e:
-        if os.environ.get("RESTORATION_DEBUG"):
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        hint = on_interrupt() if on_interrupt is not None else ""
+        print(f"\ninterrupted{': ' + hint if hint else ''}", file=sys.stderr)
+        return 130
+    except (UserError, ConfigError, FileNotFoundError, KeyError, ValueError, NonFiniteLossError) as e:
+        if debug:
             raise
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         print(f"error: {msg}", file=sys.stderr)
         return 1
+    except OSError as e:
+        if debug or e.errno not in USER_ERRNOS:
+            raise
+        where = f": {e.filename}" if e.filename else ""
+        hint = _OS_HINTS.get(e.errno)
+        print(f"error: {e.strerror or e}{where}{'; ' + hint if hint else ''}", file=sys.stderr)
+        return 1
+
+
+_friendly = friendly  # the earlier name

@@ -13,10 +13,13 @@ stopped (tests/test_engine_resume.py checks it bit for bit).
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import math
 import os
 import random
+import re
+import statistics
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional
@@ -27,6 +30,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
+from ..errors import UserError
 from ..registry import build_model
 from .checkpoint import (CheckpointManager, atomic_save, load_checkpoint, model_state_from, rng_state,
                          set_rng_state)
@@ -40,13 +44,44 @@ class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; the run stops, the last good checkpoint stays."""
 
 
+class DivergedError(NonFiniteLossError):
+    """The loss left its usual level and stayed away (too high a learning rate)."""
+
+
+class DivergenceGuard:
+    """Tells when the training loss has diverged: ``patience`` steps in a row above
+    ``median + max(k * MAD, |median|)`` of the losses seen so far (the last ``window``
+    normal ones). The ``|median|`` floor keeps the rule scale-free for losses of either
+    sign (L1 near 0.1, a PSNR loss near -20) and quiet in the first steps, where the
+    spread is not known yet: a loss must at least double its usual size away from zero."""
+
+    def __init__(self, patience: int = 5, k: float = 10.0, window: int = 200):
+        self.patience, self.k = int(patience), float(k)
+        self.history: collections.deque = collections.deque(maxlen=int(window))
+        self.streak = 0
+
+    def limit(self) -> float:
+        med = statistics.median(self.history)
+        mad = statistics.median(abs(v - med) for v in self.history)
+        return med + max(self.k * mad, abs(med), 1e-8)
+
+    def update(self, loss: float) -> bool:
+        """Record one step's loss; True once the loss has diverged."""
+        if self.history and loss > self.limit():
+            self.streak += 1
+            return self.streak >= self.patience
+        self.streak = 0
+        self.history.append(loss)
+        return False
+
+
 def resolve_device(spec: str, dist: DistInfo) -> torch.device:
     spec = str(spec or "auto")
     if spec == "auto":
         spec = "cuda" if torch.cuda.is_available() else "cpu"
     if spec.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise RuntimeError(f"device {spec!r} was requested but CUDA is not available here; "
+            raise UserError(f"device {spec!r} was requested but CUDA is not available here; "
                                f"use --device cpu (or device: auto)")
         if dist.enabled:
             return torch.device("cuda", dist.local_rank)
@@ -126,7 +161,15 @@ def build_model_from_config(cfg) -> nn.Module:
     except (TypeError, ValueError) as e:
         if "has no argument" in str(e):
             raise
-    return build_model(name, **args)
+    try:
+        return build_model(name, **args)
+    except TypeError as e:
+        # a factory with **kwargs passes unknown keys on; the innermost constructor rejects them
+        m = re.search(r"unexpected keyword argument '(\w+)'", str(e))
+        if not m or m.group(1) not in args:
+            raise
+        raise UserError(f"model {name!r} does not take model.args.{m.group(1)}; remove it from the recipe or "
+                        f"the --set (see restoration/models/ for the arguments of {name!r})") from None
 
 
 class Trainer:
@@ -201,6 +244,7 @@ class Trainer:
         self.start_epoch, self.global_step = 0, 0
         self.best_score, self.best_epoch = -math.inf, -1
         self.last_scores: Dict[str, float] = {}
+        self.divergence = DivergenceGuard()
         if resume:
             path = self.ckpt.latest() if resume is True else Path(resume)
             if path is None:
@@ -324,6 +368,16 @@ class Trainer:
             f"{self.ckpt.latest() or 'none yet (the first epoch did not finish)'}. Lower optim.lr, set "
             f"train.clip_grad, or turn off train.amp, then continue with --resume.")
 
+    def _stop_diverged(self, epoch: int, i: int, loss: float) -> None:
+        g = self.divergence
+        raise DivergedError(
+            f"training stopped: the loss diverged at epoch {epoch + 1}, batch {i + 1} ({g.streak} steps in a row "
+            f"above {g.limit():.4g}; usual level {statistics.median(g.history):.4g}, now {loss:.4g}; lr "
+            f"{self.optimizer.param_groups[0]['lr']:.3g}). Nothing of this epoch was saved; the last good "
+            f"checkpoint is kept: {self.ckpt.latest() or 'none yet (the first epoch did not finish)'}. Lower "
+            f"optim.lr (e.g. --set optim.lr={self.cfg.optim.lr / 10:.3g}) or set train.clip_grad, then start again "
+            f"or continue with --resume.")
+
     def train_one_epoch(self, epoch: int):
         t = self.cfg.train
         self.net.train()
@@ -344,10 +398,14 @@ class Trainer:
                     pred, target, extras = self.task.forward(self.net, batch, self.device)
                 loss, parts = self.loss_fn(pred.float(), target.float(), extras)
                 reset_state(self.model)
-                bad = not bool(torch.isfinite(loss.detach()).all())
+                finite = bool(torch.isfinite(loss.detach()).all())
+                diverged = finite and self.divergence.update(float(loss.detach()))
+                bad = not finite or diverged
                 if self.dist.enabled:
                     bad = any_true(bad, self.device)
                 if bad:
+                    if diverged:
+                        self._stop_diverged(epoch, i, float(loss.detach()))
                     self._stop_non_finite(epoch, i, parts)
                 self.scaler.scale(loss / self.accum).backward()
             if boundary:

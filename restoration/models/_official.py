@@ -146,8 +146,9 @@ def load_official(name: str, path, map_location="cpu", weights_only: bool = True
     """Build the registered model ``name`` (with ``overrides``) and load the weights of the
     checkpoint file ``path`` with ``strict=True``.
 
-    Reads the authors' formats (see the module docstring). The model is returned in the
-    mode ``build_model`` gives (training); call ``.eval()`` for inference.
+    Reads the authors' formats (see the module docstring). The model is returned in
+    eval mode, ready for inference (as ``load_pretrained`` does); call ``.train()`` to
+    fine-tune it.
     """
     from ..registry import build_model
 
@@ -164,4 +165,4 @@ def load_official(name: str, path, map_location="cpu", weights_only: bool = True
                      if overrides else ".")
         raise ValueError(f"checkpoint {os.fspath(path)!r} does not fit model {name!r}: {problem}.{hint}")
     model.load_state_dict(state_dict, strict=True)
-    return model
+    return model.eval()
