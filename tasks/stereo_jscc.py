@@ -17,7 +17,8 @@ from typing import Any, Dict
 
 import torch
 
-from restoration.engine.task import Task, save_image
+from restoration.data.images import save_image
+from restoration.engine.task import Task
 from restoration.registry import TASKS
 
 
@@ -38,14 +39,15 @@ class StereoJSCC(Task):
         kwargs = {"mode": mode, "patch_size": patch, **dict(cfg.data.args or {})}
         return DATASETS.get("stereo")(root=self.data_root(cfg), split=split, **kwargs)
 
-    def build_infer_dataset(self, cfg, input_dir: Path):
+    def build_infer_dataset(self, cfg, input_spec):
         from restoration.registry import DATASETS
 
-        input_dir = Path(input_dir)
+        input_dir = Path(input_spec).expanduser()
         for sub in ("left", "right"):
             if not (input_dir / sub).is_dir():
                 raise FileNotFoundError(f"{input_dir / sub} does not exist: tools/infer.py --task stereo_jscc "
-                                        f"reads pairs from <input>/left and <input>/right (same file names)")
+                                        f"reads pairs from <input>/left and <input>/right (same file names); "
+                                        f"--input must be that folder")
         return DATASETS.get("stereo")(root=input_dir, split=None, mode="test", patch_size=None,
                                       **{k: v for k, v in dict(cfg.data.args or {}).items()
                                          if k in ("center_crop", "resize")})
@@ -66,6 +68,10 @@ class StereoJSCC(Task):
             recon = out
         # views folded into the batch: row 2i is the left view of item i, 2i+1 the right
         return recon.flatten(0, 1), pair.flatten(0, 1), extras
+
+    def infer_files(self, dataset):
+        inputs = [f for p in dataset.pairs for f in (p.first, p.second)]
+        return inputs, [f"{view}/{p.name}" for p in dataset.pairs for view in ("left", "right")]
 
     def item_names(self, batch):
         return [f"{view}/{name}" for name in batch["name"] for view in ("left", "right")]

@@ -105,9 +105,9 @@ def compare_regions(maps, mask) -> None:
 def folder_summary(model, image_dir: Path, target_dir: Path, threshold: float) -> str:
     """One line per image of a folder (targets with the same names): mean rate over the
     firing layers on degraded pixels and elsewhere, and how many layers fire more there."""
-    from restoration.engine.task import IMAGE_EXTS, load_image
+    from restoration.data.images import list_images, load_tensor as load_image
 
-    names = sorted(p.name for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    names = list_images(image_dir)
     lines = [f"{'image':14s} {'degraded px':>11s} {'rate there':>10s} {'elsewhere':>9s}  layers firing more there"]
     up = total = 0
     for name in names:
@@ -140,7 +140,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
     from restoration.benchmark import _plt, _save
-    from restoration.engine.task import IMAGE_EXTS, load_image
+    from restoration.data.images import list_images, load_tensor as load_image
 
     torch.manual_seed(0)  # random-init runs are reproducible
     model = load_model(args.model, args.checkpoint).eval()
@@ -151,7 +151,7 @@ def main(argv=None) -> int:
             except (FileNotFoundError, ValueError) as e:
                 print(f"error: {e}", file=sys.stderr)
                 return 2
-        first = sorted(p.name for p in Path(args.image).iterdir() if p.suffix.lower() in IMAGE_EXTS)[0]
+        first = list_images(args.image)[0]
         args.image = str(Path(args.image) / first)
         args.target = str(Path(args.target) / first) if args.target else None
     img = load_image(args.image)

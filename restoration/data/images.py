@@ -14,6 +14,7 @@ from typing import Iterable, List, Sequence, Tuple, Union
 
 import numpy as np
 import torch
+import torch.utils.data
 from natsort import natsorted
 from PIL import Image, UnidentifiedImageError
 
@@ -80,9 +81,12 @@ def _read_problem(path: Path, err: BaseException) -> str:
 def _raise_read_error(path: Path, err: BaseException):
     if isinstance(err, FileNotFoundError):
         raise MissingDataError(_read_problem(path, err)) from None
-    raise DataError(f"{_read_problem(path, err)}. Expected a complete image file "
-                    f"({', '.join(IMG_EXTENSIONS)}); the file may be truncated or not an image. "
-                    f"Replace or delete it, or pass skip_bad=True to skip bad pairs.") from None
+    e = DataError(f"{_read_problem(path, err)}. Expected a complete image file "
+                  f"({', '.join(IMG_EXTENSIONS)}); the file may be truncated or not an image. "
+                  f"Replace or delete it, or skip bad pairs with --set data.args.skip_bad=true "
+                  f"(skip_bad=True in Python).")
+    e.problem = _read_problem(path, err)  # the short form, for a caller that skips the file
+    raise e from None
 
 
 def _to_float_rgb(img: Image.Image) -> np.ndarray:
@@ -92,7 +96,10 @@ def _to_float_rgb(img: Image.Image) -> np.ndarray:
         arr = np.asarray(img).astype(np.float32) / 65535.0
         return np.repeat(np.clip(arr, 0.0, 1.0)[..., None], 3, axis=2)
     if mode == "F":
-        arr = np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
+        arr = np.asarray(img, dtype=np.float32)
+        if not np.isfinite(arr).all():  # a float TIFF can hold NaN; it would poison training
+            raise ValueError(f"it holds {int((~np.isfinite(arr)).sum())} NaN or infinite pixel values")
+        arr = np.clip(arr, 0.0, 1.0)
         return np.repeat(arr[..., None], 3, axis=2)
     if mode in ("P", "PA"):
         # Palette images may carry transparency; go through RGBA and drop alpha below.
@@ -103,9 +110,13 @@ def _to_float_rgb(img: Image.Image) -> np.ndarray:
     return np.asarray(img, dtype=np.float32) / 255.0
 
 
-def _decode(path: Path) -> np.ndarray:
+def _decode(path: Path, upright: bool = False) -> np.ndarray:
     with Image.open(path) as img:
         img.load()  # decode fully now: a truncated file fails here, not later
+        if upright:  # a phone photo's EXIF orientation, applied as a viewer shows it
+            from PIL import ImageOps
+
+            img = ImageOps.exif_transpose(img)
         return np.ascontiguousarray(_to_float_rgb(img))
 
 
@@ -115,16 +126,22 @@ def _header_size(path: Path) -> Tuple[int, int]:
     return h, w
 
 
-def load_image(path: PathLike) -> np.ndarray:
-    """Read ``path`` as a float32 ``H,W,3`` RGB array in [0, 1].
+def load_image(path: PathLike, upright: bool = False) -> np.ndarray:
+    """Read ``path`` as a float32 ``H,W,3`` RGB array in [0, 1]; ``upright`` applies the
+    EXIF orientation (for a user's photographs; data sets are read as stored).
 
     Raises DataError naming the file when it is missing, truncated or not an image.
     """
     path = Path(path)
     try:
-        return _decode(path)
+        return _decode(path, upright)
     except _READ_ERRORS as e:
         _raise_read_error(path, e)
+
+
+def load_tensor(path: PathLike, upright: bool = False) -> torch.Tensor:
+    """:func:`load_image` as a float32 ``3,H,W`` tensor."""
+    return to_tensor(load_image(path, upright))
 
 
 def image_size(path: PathLike) -> Tuple[int, int]:
@@ -159,8 +176,8 @@ def require_same_size(arrays: Sequence[np.ndarray], paths: Sequence[Path], label
     if len(set(shapes)) > 1:
         desc = ", ".join(f"{lab} {p} is {s[1]}x{s[0]}" for lab, p, s in zip(labels, paths, shapes))
         raise DataError(f"size mismatch: {desc} (width x height). The images of a pair must have the "
-                        f"same size; fix or remove the pair, or pass skip_bad=True (which checks every "
-                        f"file up front and skips bad pairs).")
+                        f"same size; fix or remove the pair, or pass --set data.args.skip_bad=true (skip_bad=True "
+                        f"in Python), which checks every file up front and skips bad pairs.")
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:
@@ -176,6 +193,69 @@ def save_png(path: PathLike, img: np.ndarray) -> None:
     No metadata (time stamps etc.) is written, so the same pixels give the same bytes.
     """
     Image.fromarray(to_uint8(img)).save(path, format="PNG", compress_level=6)
+
+
+def save_image(img: torch.Tensor, path: PathLike) -> None:
+    """A ``3,H,W`` (or ``1,H,W``) tensor in [0, 1] -> image file, written to a temporary
+    name and renamed. The format follows the extension (PNG when it has none; JPEG at
+    quality 95)."""
+    from ..atomic import temp_path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = to_uint8(img.detach().float().clamp(0, 1).cpu().numpy())
+    arr = arr[0] if arr.shape[0] == 1 else np.moveaxis(arr, 0, -1)
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
+           ".webp": "WEBP", ".ppm": "PPM", ".pgm": "PPM", ".pnm": "PPM"}.get(path.suffix.lower(), "PNG")
+    tmp = temp_path(path)
+    try:
+        Image.fromarray(arr).save(tmp, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def expand_inputs(spec: PathLike) -> Tuple[Path, List[Path]]:
+    """A user's ``--input``: an image file, a folder (its images, not sub-folders) or a
+    glob pattern (``'photos/*.jpg'``, ``'trip/**/*.png'``). Returns the folder that output
+    names are relative to and the image files, in natural order."""
+    import glob
+
+    text = os.path.expanduser(str(spec))
+    p = Path(text)
+    if p.is_dir():
+        files = [p / n for n in list_images(p)]
+        base = p
+    elif p.is_file():
+        if not is_image_file(p.name):
+            raise DataError(f"--input {text} is not an image file ({', '.join(IMG_EXTENSIONS)})")
+        files, base = [p], p.parent
+    elif glob.has_magic(text):
+        files = [Path(f) for f in natsorted(glob.glob(text, recursive=True))
+                 if Path(f).is_file() and is_image_file(Path(f).name)]
+        base = Path(os.path.commonpath([str(f.parent) for f in files])) if files else Path(".")
+    else:
+        raise MissingDataError(f"--input {text} does not exist; pass an image file, a folder of images or a "
+                               f"quoted glob such as 'photos/*.jpg'")
+    if not files:
+        raise MissingDataError(f"no images ({', '.join(IMG_EXTENSIONS)}) in --input {text}")
+    return base, files
+
+
+class ImageFiles(torch.utils.data.Dataset):
+    """A user's images (any size, no target) for inference: items ``{'input', 'name'}``,
+    the name relative to the input folder. A file that cannot be read raises DataError
+    when its item is asked for, so a caller can skip it and go on."""
+
+    def __init__(self, spec: PathLike):
+        self.base, self.paths = expand_inputs(spec)
+        self.names = [str(p.relative_to(self.base)) for p in self.paths]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"input": load_tensor(self.paths[i], upright=True), "name": self.names[i]}
 
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:

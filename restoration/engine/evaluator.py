@@ -22,7 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from ..atomic import temp_path
 from ..metrics import compute_metrics, psnr as psnr_metric, ssim as ssim_metric
+
+SSIM_MIN_SIDE = 11  # the Gaussian window of SSIM
 
 
 def reset_state(model: torch.nn.Module) -> None:
@@ -67,6 +70,13 @@ def _tile_starts(size: int, tile: int, overlap: int) -> List[int]:
     n = math.ceil((size - tile) / stride) + 1
     starts = [min(i * stride, size - tile) for i in range(n)]
     return sorted(set(starts))
+
+
+def tile_count(h: int, w: int, tile: Optional[int], overlap: int) -> int:
+    """How many model calls :func:`tiled_forward` makes for an ``h x w`` image."""
+    if tile is None or (h <= tile and w <= tile):
+        return 1
+    return len(_tile_starts(h, int(tile), overlap)) * len(_tile_starts(w, int(tile), overlap))
 
 
 def _keep_bounds(starts: Sequence[int], tile: int, size: int) -> List[tuple]:
@@ -139,12 +149,21 @@ class Evaluator:
         self.tile = e.tile if task.supports_tiling else None
         self.overlap = int(e.tile_overlap)
 
-    def model_fn(self, model: torch.nn.Module) -> Callable:
-        """The model as the task should call it at test time: padded, tiled, state reset."""
+    def model_fn(self, model: torch.nn.Module, tile: Any = "config",
+                 on_tile: Optional[Callable[[], None]] = None) -> Callable:
+        """The model as the task should call it at test time: padded, tiled (``eval.tile``
+        unless ``tile`` says otherwise), state reset after every call; ``on_tile`` runs
+        after each model call."""
         multiple = model_size_multiple(model, self.cfg, self.task)
+        tile = self.tile if tile == "config" else tile
+
+        def after_each():
+            reset_state(model)
+            if on_tile is not None:
+                on_tile()
 
         def fn(x):
-            return tiled_forward(model, x, self.tile, self.overlap, multiple, after_each=lambda: reset_state(model))
+            return tiled_forward(model, x, tile, self.overlap, multiple, after_each=after_each)
         return fn
 
     def loader(self, dataset: Dataset, batch_size: int = 1) -> DataLoader:
@@ -191,6 +210,22 @@ class Evaluator:
 
     def _metrics(self, pred, target, extras, full: bool) -> List[Dict[str, float]]:
         yc, cb = self.y_channel, self.crop_border
+        side = min(pred.shape[-2:]) - 2 * cb
+        if side < SSIM_MIN_SIDE:  # SSIM and MS-SSIM need an 11x11 window: PSNR only
+            if not getattr(self, "_noted_small", False):
+                self._noted_small = True
+                from .log import get_logger
+
+                get_logger().warning(f"images of {pred.shape[-1]}x{pred.shape[-2]} pixels are smaller than the "
+                                     f"{SSIM_MIN_SIDE}x{SSIM_MIN_SIDE} SSIM window: SSIM/MS-SSIM are left out "
+                                     f"(NaN in results.csv), PSNR is reported")
+            nan = torch.full((pred.shape[0],), float("nan"))
+            m = {"psnr": psnr_metric(pred, target, y_channel=yc, crop_border=cb), "ssim": nan}
+            inp = extras.get("input") if (full and self.task.compare_input) else None
+            if torch.is_tensor(inp) and inp.shape == pred.shape:
+                m.update(input_psnr=psnr_metric(inp.float().clamp(0, 1), target, y_channel=yc, crop_border=cb),
+                         input_ssim=nan)
+            return [{k: float(v[i]) for k, v in m.items()} for i in range(pred.shape[0])]
         if full:
             m = compute_metrics(pred, target, yc, cb, with_ms_ssim=self.cfg.eval.ms_ssim,
                                 with_ciede2000=self.cfg.eval.ciede2000)
@@ -271,7 +306,7 @@ def write_results(res: EvalResult, out_dir: os.PathLike, table: str = "") -> Pat
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "results.csv"
     keys = ["name"] + [k for k in (res.rows[0] if res.rows else {}) if k != "name"]
-    tmp = path.with_name(".results.csv.tmp")
+    tmp = temp_path(path)
     with open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(keys)
@@ -282,7 +317,7 @@ def write_results(res: EvalResult, out_dir: os.PathLike, table: str = "") -> Pat
             w.writerow(["mean"] + [f"{res.summary[k]:.6f}" if k in res.summary else "" for k in keys[1:]])
     os.replace(tmp, path)
     if table:
-        tmp = out_dir / ".summary.txt.tmp"
+        tmp = temp_path(out_dir / "summary.txt")
         tmp.write_text(table + "\n")
         os.replace(tmp, out_dir / "summary.txt")
     return path

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..data.images import IMG_EXTENSIONS as IMAGE_EXTS  # noqa: F401  (the data layer owns image I/O;
+from ..data.images import ImageFiles as ImageFolder  # noqa: F401   these names stay for old imports)
+from ..data.images import save_image
 from ..losses import build_loss
 
 Batch = Mapping[str, Any]
@@ -92,9 +94,16 @@ class Task:
             return "valid", d.valid_patch_size or d.patch_size
         return "test", None
 
-    def build_infer_dataset(self, cfg, input_dir: Path) -> Dataset:
-        """Items of the user's own images (no target) for ``tools/infer.py``."""
+    def build_infer_dataset(self, cfg, input_spec) -> Dataset:
+        """Items of the user's own images (no target) for ``tools/infer.py``; ``input_spec``
+        is what ``--input`` says (a file, a folder or a glob)."""
         raise NotImplementedError(f"task {self.name!r} does not support tools/infer.py")
+
+    def infer_files(self, dataset) -> Tuple[List[Path], List[str]]:
+        """(the input files, the output names relative to ``--output``) of an inference
+        data set, known before any image is restored: tools/infer.py checks them first
+        (never write over an input; an existing output needs --overwrite)."""
+        return list(dataset.paths), list(dataset.names)
 
     # -- model flow -------------------------------------------------------------------
     def build_loss(self, cfg):
@@ -144,8 +153,10 @@ class PairedImageTask(Task):
         kwargs = {**self.dataset_kwargs(cfg, train), **dict(cfg.data.args or {})}
         return DATASETS.get(self.dataset_name)(root=self.data_root(cfg), split=split, **kwargs)
 
-    def build_infer_dataset(self, cfg, input_dir: Path) -> Dataset:
-        return ImageFolder(input_dir)
+    def build_infer_dataset(self, cfg, input_spec) -> Dataset:
+        from ..data.images import ImageFiles
+
+        return ImageFiles(input_spec)
 
     def forward(self, model, batch, device):
         x = batch["input"].to(device, non_blocking=True)
@@ -158,55 +169,3 @@ class PairedImageTask(Task):
             extras.update({k: v for k, v in out.items() if k != "output"})
             out = out["output"]
         return out, y, extras
-
-
-# -- small image helpers (the engine's own, so that it needs nothing from data/) -------
-
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-
-
-def load_image(path: os.PathLike) -> torch.Tensor:
-    """RGB image file -> ``3,H,W`` float tensor in [0, 1]."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
-
-
-def save_image(img: torch.Tensor, path: os.PathLike) -> None:
-    """``3,H,W`` (or ``1,H,W``) tensor in [0, 1] -> image file, written to a temporary
-    name and renamed. The format follows the extension (PNG when it has none)."""
-    from PIL import Image
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    arr = (img.detach().float().clamp(0, 1).cpu().numpy() * 255.0).round().astype(np.uint8)
-    arr = arr[0] if arr.shape[0] == 1 else np.moveaxis(arr, 0, -1)
-    ext = path.suffix.lower()
-    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
-           ".webp": "WEBP"}.get(ext, "PNG")
-    tmp = path.with_name(f".{path.name}.tmp")
-    kwargs = {"quality": 95} if fmt == "JPEG" else {}
-    Image.fromarray(arr).save(tmp, format=fmt, **kwargs)
-    os.replace(tmp, path)
-
-
-class ImageFolder(Dataset):
-    """Every image file in a folder (any size), items ``{'input', 'name'}``."""
-
-    def __init__(self, folder: os.PathLike):
-        self.folder = Path(folder)
-        if not self.folder.is_dir():
-            raise FileNotFoundError(f"input folder {str(self.folder)!r} does not exist; pass --input with a "
-                                    f"folder of images")
-        self.names = sorted(p.name for p in self.folder.iterdir()
-                            if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
-        if not self.names:
-            raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTS)}) in {str(self.folder)!r}")
-
-    def __len__(self):
-        return len(self.names)
-
-    def __getitem__(self, i):
-        return {"input": load_image(self.folder / self.names[i]), "name": self.names[i]}
