@@ -29,7 +29,6 @@ from ..metrics import psnr as psnr_metric, ssim as ssim_metric
 from .evaluator import SSIM_MIN_SIDE, Evaluator, model_size_multiple, tile_count
 from .log import get_logger, use_tty_progress
 
-DEFAULT_MAX_MEMORY = "2G"
 _UNITS = {"": 1, "k": 2 ** 10, "m": 2 ** 20, "g": 2 ** 30, "t": 2 ** 40}
 
 

@@ -153,14 +153,15 @@ def test_parser() -> argparse.ArgumentParser:
 
 
 def inference_default_memory() -> str:
-    """2G, or half the available memory where that is less."""
+    """1.5G, or half the available memory where that is less (a 6-megapixel photo then
+    peaks well under 2 GB: docs/ENGINE.md)."""
     try:
         with open("/proc/meminfo") as f:
             avail = next(int(line.split()[1]) for line in f if line.startswith("MemAvailable:")) * 1024
     except (OSError, StopIteration, ValueError):
-        return "2G"
+        return "1.5G"
     half = avail / 2
-    return "2G" if half >= 2 * 2 ** 30 else f"{max(256, int(half / 2 ** 20))}M"
+    return "1.5G" if half >= 1.5 * 2 ** 30 else f"{max(256, int(half / 2 ** 20))}M"
 
 
 def infer_parser() -> argparse.ArgumentParser:
@@ -195,8 +196,8 @@ def infer_parser() -> argparse.ArgumentParser:
                                             "from --max-memory)")
     g.add_argument("--tile-overlap", type=int, help="tile overlap in pixels (config eval.tile_overlap)")
     g.add_argument("--max-memory", default=inference_default_memory(),
-                   help="memory the restoration may use, e.g. 2G or 800M (default %(default)s: at most 2G and half "
-                        "the free memory); images too large for it are restored in tiles, the tile size is printed. "
+                   help="memory the restoration may use, e.g. 2G or 800M (default %(default)s: at most 1.5G and "
+                        "half the free memory); images too large for it are restored in tiles, the tile size is printed. "
                         "'none' restores whole images whatever their size")
     g.add_argument("--snr", type=float, help="stereo_jscc only: channel SNR in dB")
     return p
