@@ -317,3 +317,20 @@ def test_choose_tile_fits_the_budget():
     assert parse_memory("1.5G") == int(1.5 * 2 ** 30) and parse_memory("800M") == 800 * 2 ** 20
     with pytest.raises(Exception, match="not a size"):
         parse_memory("lots")
+
+
+def test_test_tool_reports_nan_metrics_and_what_the_mean_covers(tmp_path):
+    """A 6-pixel-high test pair has no SSIM: tools/test.py says NaN and counts the mean."""
+    data = paired_tree(tmp_path / "d", test_size=(24, 28))
+    photo(data / "test" / "target" / "2.png", 6, 28, 2)
+    photo(data / "test" / "input" / "2.png", 6, 28, 52)
+    proc = cli("test", "--pretrained", "esdnet_tiny", "--data-dir", data, "--result-dir", tmp_path / "r",
+               "--threads", 1, "--set", "eval.crop_border=0", "--set", "eval.ms_ssim=false")
+    assert proc.returncode == 0, proc.out
+    assert "mean (2 of 3; 1 NaN)" in proc.out and "NaN" in proc.out.split("2.png")[1].splitlines()[0]
+
+
+def test_config_not_found_suggests_a_recipe_that_exists(tmp_path):
+    line = one_line_error(cli("train", "--task", "derain", "--config", "nope.yaml"), "nope.yaml")
+    suggested = [w.rstrip(".,;") for w in line.split() if w.startswith("configs/") and w.endswith((".yaml", ".yaml,"))]
+    assert suggested and all((REPO / s).is_file() for s in suggested)

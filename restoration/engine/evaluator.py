@@ -269,7 +269,11 @@ def format_table(summary: Dict[str, float], rows: Optional[Sequence[Dict[str, An
             cols.append((f"input_{k}", f"input {lab}", f))
         cols.append((k, f"output {lab}" if has_input else lab, f))
     rows = list(rows or [])
-    name_w = max([len("image"), len(f"mean ({len(rows)})")] + [len(str(r["name"])) for r in rows[:max_rows]])
+    # an image whose metric is NaN (e.g. SSIM of an image under 11x11) is left out of that mean
+    nan_rows = sum(any(isinstance(r.get(k), float) and math.isnan(r[k]) for k, _, _ in cols) for r in rows)
+    mean_label = (f"mean ({len(rows) - nan_rows} of {len(rows)}; {nan_rows} NaN)" if nan_rows
+                  else f"mean ({len(rows)})" if rows else "mean")
+    name_w = max([len("image"), len(mean_label)] + [len(str(r["name"])) for r in rows[:max_rows]])
     widths = [max(len(lab), 9) for _, lab, _ in cols]
 
     def line(cells):
@@ -279,12 +283,13 @@ def format_table(summary: Dict[str, float], rows: Optional[Sequence[Dict[str, An
     header = line(["image"] + [lab for _, lab, _ in cols])
     out += [header, "-" * len(header)]
     for r in rows[:max_rows]:
-        out.append(line([str(r["name"])] + [f.format(r[k]) if k in r else "" for k, _, f in cols]))
+        out.append(line([str(r["name"])] + [("NaN" if math.isnan(r[k]) else f.format(r[k])) if k in r else ""
+                                            for k, _, f in cols]))
     if len(rows) > max_rows:
         out.append(f"... ({len(rows) - max_rows} more images in results.csv)")
     if rows:
         out.append("-" * len(header))
-    out.append(line([f"mean ({len(rows)})" if rows else "mean"] + [f.format(summary[k]) for k, _, f in cols]))
+    out.append(line([mean_label] + [f.format(summary[k]) if k in summary else "NaN" for k, _, f in cols]))
     if has_input and "psnr" in summary and "input_psnr" in summary:
         extra = ""
         if "ssim" in summary and "input_ssim" in summary:
