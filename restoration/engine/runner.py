@@ -355,10 +355,10 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
     args = train_parser().parse_args(argv)
     state: Dict[str, Any] = {}
     return friendly(lambda: _train(args, state), debug_enabled(args),
-                    on_interrupt=lambda: _resume_hint(args, state, argv))
+                    on_interrupt=lambda: _resume_hint(state, argv))
 
 
-def _resume_hint(args, state: Dict[str, Any], argv: Optional[Sequence[str]]) -> str:
+def _resume_hint(state: Dict[str, Any], argv: Optional[Sequence[str]]) -> str:
     """What to type after Ctrl-C: the same command with --exp <run folder> --resume."""
     run_dir = state.get("run_dir")
     if run_dir is None:
@@ -559,7 +559,6 @@ def select_pretrained(args, default_for_task: bool) -> None:
 def load_for_eval(args):
     """(cfg, task, model, checkpoint path) for test/infer: the checkpoint's own recipe
     (model name and arguments) under the flags' overrides."""
-
     from ..registry import build_task
     from .checkpoint import load_checkpoint, model_state_from
     from .trainer import build_model_from_config, resolve_device
