@@ -657,7 +657,7 @@ def _heldout_photo(rng, i: int, opt: dict) -> np.ndarray:
     the three severities in turn), whole and reduced or a native-resolution crop, alternately."""
     pool = photo_pool("heldout")
     j = i // len(SEVERITIES)
-    whole = (j + j // len(pool)) % 2 == 0
+    whole = (j % len(pool) + j // len(pool)) % 2 == 0  # alternate; the next pass swaps the two
     return heldout_view(rng, pool[j % len(pool)], opt["test_size"], whole)
 
 
