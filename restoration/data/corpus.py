@@ -22,7 +22,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 from PIL import Image
@@ -205,7 +205,3 @@ def folder_fingerprint(folder: PathLike) -> str:
 def folder_photos(folder: PathLike) -> Tuple[Photo, ...]:
     """Every image in ``folder`` prepared for cropping (read with ``images.load_image_u8``)."""
     return tuple(_load_photo(str(p), p.name) for p in folder_images(folder))
-
-
-def photo_names(photos: Sequence[Photo]) -> List[str]:
-    return [p.name for p in photos]

@@ -70,7 +70,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from .corpus import Photo, corpus_entries, corpus_fingerprint, corpus_photos, folder_fingerprint, folder_photos
+from .corpus import Photo, corpus_fingerprint, corpus_photos, folder_fingerprint, folder_photos
 from .images import DataError, PathLike, save_png
 
 logger = logging.getLogger("restoration.data")
