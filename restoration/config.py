@@ -107,6 +107,7 @@ DEFAULTS: Dict[str, Any] = {
         "builtin": {},          # options for the built-in generator (restoration.data.synthetic)
         "train_split": "train",
         "test_split": "test",
+        "valid_split": None,    # split validated on during training (picks 'best'); None: test_split
         "patch_size": 64,       # training crop size
         "batch_size": 8,        # global batch size (split across DDP processes)
         "num_workers": 0,

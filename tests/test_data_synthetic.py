@@ -107,7 +107,7 @@ def test_same_seed_byte_identical_other_seed_differs(tmp_path, task):
     ("derain", {"naming": "rain200", "preset": "heavy"}, "rain100", 10),
 ])
 def test_paired_sets_round_trip_through_reader(tmp_path, task, options, layout, n_files):
-    out = make_dataset(task, tmp_path / "set", 4, 1, seed=0, progress=False, **TINY, **options)
+    out = make_dataset(task, tmp_path / "set", 4, 1, seed=0, progress=False, motorcycle=0, **TINY, **options)
     assert sum(1 for _ in out.rglob("*.png")) == n_files
     per_clean = options.get("hazy_per_clean", 1)
     train = PairedImageDataset(out, "train", patch_size=16, verify=True)
@@ -125,7 +125,8 @@ def test_paired_sets_round_trip_through_reader(tmp_path, task, options, layout, 
 
 
 def test_dehaze_test_split_is_the_hazed_middlebury_scene(tmp_path):
-    out = make_dataset("dehaze", tmp_path / "set", 1, 2, seed=0, progress=False, test_size=(64, 96))
+    out = make_dataset("dehaze", tmp_path / "set", 1, 2, seed=0, progress=False, test_size=(64, 96),
+                       test_source="motorcycle", beta=(0.6, 1.8))  # the earlier sampling, numbered names
     ds = PairedImageDataset(out, "test", mode="test")
     whole = ds[0]  # image 0: the whole scene with its long side = test_size max
     assert tuple(whole["target"].shape[1:]) == (64, 96)
@@ -204,7 +205,7 @@ def test_interrupted_generation_never_looks_complete(tmp_path, monkeypatch):
 def test_cli_writes_set_and_help_explains_every_flag(tmp_path):
     res = subprocess.run([sys.executable, "tools/make_data.py", "--task", "derain", "--out", str(tmp_path / "r"),
                           "--n-train", "2", "--n-test", "1", "--seed", "3", "--train-size", "32",
-                          "--test-size", "32,48", "--naming", "rain200", "--no-progress"],
+                          "--test-size", "32,48", "--naming", "rain200", "--motorcycle", "0", "--no-progress"],
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert "wrote 6 images" in res.stdout

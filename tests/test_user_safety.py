@@ -327,7 +327,7 @@ def test_test_tool_reports_nan_metrics_and_what_the_mean_covers(tmp_path):
     proc = cli("test", "--pretrained", "esdnet_tiny", "--data-dir", data, "--result-dir", tmp_path / "r",
                "--threads", 1, "--set", "eval.crop_border=0", "--set", "eval.ms_ssim=false")
     assert proc.returncode == 0, proc.out
-    assert "mean (2 of 3; 1 NaN)" in proc.out and "NaN" in proc.out.split("2.png")[1].splitlines()[0]
+    assert "mean (2 of 3, 1 NaN)" in proc.out and "nan" in proc.out.split("2.png")[1].splitlines()[0]
 
 
 def test_config_not_found_suggests_a_recipe_that_exists(tmp_path):

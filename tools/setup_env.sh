@@ -63,4 +63,34 @@ if [ -n "$cuda_major" ]; then
   esac
 fi
 pip_install --no-deps -e .
+
+# The real-photo corpus of the built-in data: Debian wallpaper packages holding photographs
+# (their list and the sha256 of every photograph: restoration/data/corpus.json). Installed
+# where apt-get runs as root (CI does); never fatal: without it the generator uses the
+# photographs inside scikit-image and says what is missing. SNN_SKIP_CORPUS=1 skips this.
+install_corpus() {
+  local pkgs log=/tmp/snn_setup_corpus_apt.log
+  pkgs=$("$PY" -c "import json; print(' '.join(json.load(open('restoration/data/corpus.json'))['packages']))") || return 0
+  if [ "${SNN_SKIP_CORPUS:-0}" = 1 ]; then
+    echo "[setup_env] SNN_SKIP_CORPUS=1: real-photo corpus not installed ($pkgs)"; return 0
+  fi
+  # shellcheck disable=SC2086
+  if ! dpkg -s $pkgs >/dev/null 2>&1; then
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+      echo "[setup_env] real-photo corpus not installed (needs root and apt-get): sudo apt-get install" \
+           "--no-install-recommends $pkgs"
+      return 0
+    fi
+    echo "[setup_env] installing the real-photo corpus (about 120 MB): $pkgs"
+    # shellcheck disable=SC2086
+    if ! { DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq --no-install-recommends $pkgs \
+           || { timeout 300 apt-get update -qq && DEBIAN_FRONTEND=noninteractive timeout 600 \
+                apt-get install -y -qq --no-install-recommends $pkgs; }; } >"$log" 2>&1; then
+      echo "[setup_env] apt-get could not install the corpus (see $log); the built-in data falls back to" \
+           "scikit-image's photographs"
+    fi
+  fi
+}
+install_corpus || true
+"$VENV/bin/python" -c "from restoration.data.corpus import corpus_status as s; m = s().message(); print('[setup_env] ' + (m or 'real-photo corpus: complete'))" || true
 "$VENV/bin/python" -c "import restoration, torch; print('[setup_env] ready: restoration', restoration.__version__, '| torch', torch.__version__, '| cuda', torch.cuda.is_available())"

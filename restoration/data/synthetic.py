@@ -11,22 +11,41 @@
 so the readers in ``paired.py`` / ``stereo.py`` serve made and downloaded data alike.
 ``ensure_builtin_data(task)`` makes a small default set once into a cache folder and reuses it.
 
-Clean images: crops of the photographs shipped inside scikit-image (no download) and
-procedural "dead leaves" images. The Middlebury 2014 motorcycle pair
-(``skimage.data.stereo_motorcycle()``, real stereo with real disparity) is held out of every
-training split; every test split is made from it (hazed with its true depth, rained on,
-or cropped as a real stereo pair).
+Clean images (training): crops of real photographs -- the pinned wallpaper-package corpus
+(``corpus.py``: Debian packages, sha256-checked) plus the photographs shipped inside
+scikit-image -- or of a user's own folder (``clean_dir``), and a small share of procedural
+"dead leaves" images. Crops come at two scales: from a reduced copy of the whole photograph
+(zoomed log-uniformly down to the whole frame) and at native resolution, so the fine detail
+of a real photograph is in the training distribution.
 
-Degradations:
+Test splits:
+
+* ``test`` (``test_source='photos'``, the default): the held-out real-photo split, made from
+  the corpus photographs of role ``heldout`` (never trained on; without the corpus, a
+  documented fallback of three scikit-image photographs that are then left out of training).
+  Image ``i`` has severity ``SEVERITIES[i % 3]`` (light, medium, heavy) in its name
+  (``light_00000.png``), so evaluation reports each severity separately; each photograph
+  appears whole (reduced) and as a native-resolution crop;
+* ``motorcycle``: the Middlebury 2014 motorcycle scene (``skimage.data.stereo_motorcycle()``,
+  real stereo with real disparity; dehaze uses its true depth), the project's earlier test set,
+  kept as a second documented one (``test_source='motorcycle'`` writes it as ``test``). It is
+  held out of every training split, and is stereo_jscc's only test source.
+
+Degradations, over the whole range (``severity`` s in [0, 1]; training draws s uniformly and
+gives a share ``clean_share`` of nearly clean "trace" inputs, so a model learns to leave good
+pixels alone):
 
 * haze: the atmospheric scattering model of RESIDE, ``I = J t + A (1 - t)``,
-  ``t = exp(-beta d)``, beta in [0.6, 1.8] and A in [0.7, 1.0] as RESIDE ITS; ``d`` a smooth
-  depth (ground plane + smooth noise + brighter-is-farther cue) normalised to about [0, 1.3];
-  optionally non-homogeneous (beta varies smoothly) and sensor noise;
+  ``t = exp(-beta d)``, ``beta = 0.2 * 15^s`` (thin 0.2 to dense 3.0; trace: 0.02-0.12) and A
+  in [0.7, 1.0]; ``d`` a smooth plausible depth (ground plane + smooth noise +
+  brighter-is-farther cue) normalised to about [0, 1.3]; optionally non-homogeneous (beta
+  varies smoothly) and sensor noise. An explicit ``beta`` range restores the earlier sampling
+  (beta uniform in it, no severities);
 * rain: layers of streaks (random seeds convolved with a line kernel of random length,
-  width and angle, then blurred) screen-blended onto the image; presets ``light`` (one sparse
-  layer of thin short streaks, Rain200L-like), ``heavy`` (2-3 dense layers of long wide
-  streaks plus a veil, Rain200H-like) and ``mixed`` (either, per image);
+  width and angle, then blurred) screen-blended onto the image; s moves every parameter from a
+  few thin faint streaks in one layer (below Rain200L) to three dense layers of long wide
+  streaks with a veil (Rain200H-like). The earlier presets ``light``, ``heavy`` and ``mixed``
+  remain available;
 * stereo: a background with a smooth disparity field and 0-3 foreground objects at larger
   constant disparity; each view samples every layer at its own shift and composites back to
   front, so regions hidden in one view are filled with the true background in the other.
@@ -51,39 +70,56 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from .corpus import Photo, corpus_fingerprint, corpus_photos, folder_fingerprint, folder_photos
 from .images import DataError, PathLike, save_png
 
 logger = logging.getLogger("restoration.data")
 
-GENERATOR_VERSION = 1  # bump when the generated pixels change: invalidates cached built-in sets
+GENERATOR_VERSION = 2  # bump when the generated pixels change: invalidates cached built-in sets
 TASKS = ("dehaze", "derain", "stereo_jscc")
 _TASK_IDS = {t: i for i, t in enumerate(TASKS)}
+_SPLIT_IDS = {"train": 0, "test": 1, "motorcycle": 2}  # "test" keeps id 1: earlier sets reproduce
 MANIFEST = "dataset.json"
 ENV_DATA_DIR = "SNN_RESTORATION_DATA"
+SEVERITIES = ("light", "medium", "heavy")
+SEVERITY_BANDS = {"light": (0.0, 1 / 3), "medium": (1 / 3, 2 / 3), "heavy": (2 / 3, 1.0)}
+TRACE = -1.0  # severity value of a "nearly clean" training input
+LEGACY_RAIN_PRESETS = ("light", "heavy", "mixed")
+MOTORCYCLE_SPLIT = "motorcycle"
 
-# Default number of images per split for make_dataset / ensure_builtin_data.
-DEFAULT_COUNTS = {"dehaze": (400, 8), "derain": (400, 8), "stereo_jscc": (400, 8)}
+# Default number of images per split for make_dataset / ensure_builtin_data. The paired
+# tasks' 24 test images: 8 held-out photographs x 3 severities.
+DEFAULT_COUNTS = {"dehaze": (400, 24), "derain": (400, 24), "stereo_jscc": (400, 8)}
 
 # Options each task accepts, with their defaults.
+_PAIRED = dict(train_size=128, test_size=(160, 256), procedural=0.1, clean_share=0.1, test_source="photos",
+               motorcycle=8, clean_dir=None)
 TASK_OPTIONS: Dict[str, dict] = {
-    "dehaze": dict(train_size=128, test_size=(160, 256), beta=(0.6, 1.8), airlight=(0.7, 1.0),
-                   nonhomogeneous=0.0, noise=0.0, procedural=0.3, naming="dehazesnn", hazy_per_clean=1),
-    "derain": dict(train_size=128, test_size=(160, 256), preset="mixed", procedural=0.3, naming="esdnet"),
+    "dehaze": dict(_PAIRED, beta=None, airlight=(0.7, 1.0), nonhomogeneous=0.0, noise=0.0, naming="dehazesnn",
+                   hazy_per_clean=1),
+    "derain": dict(_PAIRED, preset="range", naming="esdnet"),
     "stereo_jscc": dict(train_size=128, test_size=(160, 256), max_disparity=0.12, max_objects=3,
                         procedural=0.3),
 }
 OPTION_HELP = {
     "train_size": "side of the square training images in pixels",
     "test_size": "(min, max) side of the test images; sides are multiples of 16",
-    "beta": "(min, max) scattering coefficient beta (RESIDE ITS: 0.6-1.8)",
+    "beta": "(min, max) scattering coefficient beta drawn uniformly (the earlier sampling, e.g. RESIDE ITS "
+            "0.6-1.8; no severities); default: from the severity, 0.2 (thin) to 3.0 (dense)",
     "airlight": "(min, max) atmospheric light A (RESIDE ITS: 0.7-1.0)",
     "nonhomogeneous": "0 = homogeneous haze; s > 0 lets beta vary smoothly by up to +-s (relative)",
     "noise": "maximum std of Gaussian sensor noise added to hazy images (0 = none)",
     "procedural": "fraction of training images that are procedural instead of photo crops",
+    "clean_share": "fraction of training inputs that are nearly clean (a trace of rain or haze)",
+    "test_source": "'photos' (held-out real photographs at light/medium/heavy severity, plus the motorcycle "
+                   "split) or 'motorcycle' (the Middlebury scene as the test split, as before)",
+    "motorcycle": "with test_source='photos': images in the second test split 'motorcycle' (0 = none)",
+    "clean_dir": "a folder of your own clean photographs to train on instead of the built-in corpus",
     "naming": "dehaze: 'dehazesnn' (identical names) or 'reside' (<id>_<k> -> <id>); "
               "derain: 'esdnet' (identical names) or 'rain200' (rain-<n> -> norain-<n>)",
     "hazy_per_clean": "with naming='reside': hazy versions of each clear image",
-    "preset": "rain preset: 'light' (Rain200L-like), 'heavy' (Rain200H-like) or 'mixed'",
+    "preset": "rain: 'range' (every severity, light to heavy, plus nearly clean inputs) or the earlier "
+              "presets 'light' (Rain200L-like), 'heavy' (Rain200H-like), 'mixed' (either)",
     "max_disparity": "largest disparity as a fraction of the image width",
     "max_objects": "most foreground objects per training stereo pair",
 }
@@ -208,23 +244,91 @@ def _tint(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (dark * (1 - g) + light * g).astype(np.float32)
 
 
-def clean_image(rng: np.random.Generator, h: int, w: int, procedural: float = 0.3) -> np.ndarray:
-    """A clean ``h,w,3`` float image: a random crop of a shipped photograph, or procedural."""
-    if rng.random() < procedural:
-        return procedural_image(rng, h, w)
+# scikit-image photographs held out (and left out of training) when the corpus is missing
+FALLBACK_HELDOUT = ("chelsea", "coffee", "rocket")
+
+
+@functools.lru_cache(maxsize=None)
+def _skimage_pool() -> Tuple[Photo, ...]:
+    names = PHOTOS_RGB + PHOTOS_GRAY
     photos = _photos()
-    weights = np.array([2.0 if p.ndim == 3 else 1.0 for p in photos])  # colour photos twice as often
-    src = photos[int(rng.choice(len(photos), p=weights / weights.sum()))]
+    if len(photos) != len(names):  # some failed to load (warned): names by position are unknown
+        names = tuple(f"skimage_{i}" for i in range(len(photos)))
+    return tuple(Photo(n, p, (), 1.0) for n, p in zip(names, photos))
+
+
+def photo_pool(role: str, clean_dir: Optional[str] = None) -> Tuple[Photo, ...]:
+    """Photographs for ``role`` 'train' or 'heldout'.
+
+    train: ``clean_dir``'s images if given, else the corpus's training photographs plus
+    scikit-image's; heldout: the corpus's held-out photographs. Without the corpus both fall
+    back to scikit-image, with FALLBACK_HELDOUT moved from training to held-out.
+    """
+    if role == "train" and clean_dir:
+        return folder_photos(clean_dir)
+    corpus = corpus_photos(role)
+    sk = _skimage_pool()
+    if not corpus:  # the corpus is used whole or not at all (corpus_entries): the documented fallback
+        held = tuple(p for p in sk if p.name in FALLBACK_HELDOUT)
+        return held if role == "heldout" else tuple(p for p in sk if p.name not in FALLBACK_HELDOUT)
+    return corpus if role == "heldout" else corpus + sk
+
+
+def _crop_photo(rng: np.random.Generator, photo: Photo, h: int, w: int, native: float = 0.5) -> np.ndarray:
+    """An ``h,w`` uint8 crop: at native resolution from a full-resolution tile (probability
+    ``native``, when a tile is large enough), else from the reduced whole photograph at a
+    log-uniform zoom between its own scale and the whole frame."""
+    fits = [t for t in photo.tiles if t.shape[0] >= h and t.shape[1] >= w]
+    if fits and rng.random() < native:
+        tile = fits[int(rng.integers(len(fits)))]
+        top, left = int(rng.integers(tile.shape[0] - h + 1)), int(rng.integers(tile.shape[1] - w + 1))
+        return np.ascontiguousarray(tile[top:top + h, left:left + w])
+    src = photo.reduced
     sh, sw = src.shape[:2]
     s_max = min(sh / h, sw / w)
     s = math.exp(rng.uniform(0, math.log(s_max))) if s_max > 1 else s_max  # zoom, log-uniform
     ch, cw = max(1, min(sh, round(h * s))), max(1, min(sw, round(w * s)))
     top, left = int(rng.integers(sh - ch + 1)), int(rng.integers(sw - cw + 1))
-    crop = _resize_u8(np.ascontiguousarray(src[top:top + ch, left:left + cw]), (h, w))
+    return _resize_u8(np.ascontiguousarray(src[top:top + ch, left:left + cw]), (h, w))
+
+
+def clean_image(rng: np.random.Generator, h: int, w: int, procedural: float = 0.3,
+                photos: Optional[Sequence[Photo]] = None) -> np.ndarray:
+    """A clean ``h,w,3`` float image: a random crop of a photograph, or procedural.
+
+    ``photos``: the pool to crop from (default: the training pool, ``photo_pool('train')``).
+    """
+    if rng.random() < procedural:
+        return procedural_image(rng, h, w)
+    pool = photo_pool("train") if photos is None else photos
+    weights = np.array([2.0 if p.reduced.ndim == 3 else 1.0 for p in pool])  # colour photos twice as often
+    photo = pool[int(rng.choice(len(pool), p=weights / weights.sum()))]
+    crop = _crop_photo(rng, photo, h, w)
     img = _tint(crop, rng) if crop.ndim == 2 else crop.astype(np.float32) / 255.0
     if rng.random() < 0.5:
         img = img[:, ::-1]
     return np.ascontiguousarray(img)
+
+
+def heldout_view(rng: np.random.Generator, photo: Photo, test_size: Sequence[int], whole: bool) -> np.ndarray:
+    """A held-out test image (float ``H,W,3``, sides multiples of 16): the whole photograph
+    reduced to a long side of ``test_size[1]``, or a native-resolution crop with sides in
+    ``test_size``."""
+    lo, hi = int(test_size[0]), int(test_size[1])
+    if whole or not photo.tiles:
+        src = photo.reduced
+        f = hi / max(src.shape[:2])
+        sh, sw = max(16, round(src.shape[0] * f)), max(16, round(src.shape[1] * f))
+        img = _resize_u8(src, (sh, sw))
+        h, w = sh // 16 * 16, sw // 16 * 16
+        img = img[(sh - h) // 2:(sh - h) // 2 + h, (sw - w) // 2:(sw - w) // 2 + w]
+    else:
+        tile = photo.tiles[int(rng.integers(len(photo.tiles)))]
+        h = min(tile.shape[0], int(rng.integers(lo, hi + 1))) // 16 * 16
+        w = min(tile.shape[1], int(rng.integers(lo, hi + 1))) // 16 * 16
+        top, left = int(rng.integers(tile.shape[0] - h + 1)), int(rng.integers(tile.shape[1] - w + 1))
+        img = tile[top:top + h, left:left + w]
+    return _tint(img, rng) if img.ndim == 2 else np.ascontiguousarray(img, dtype=np.float32) / 255.0
 
 
 def _test_window(rng: np.random.Generator, test_size: Sequence[int], index: int, shape: Tuple[int, int]):
@@ -298,8 +402,29 @@ def synthetic_depth(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     return (near + (far - near) * d).astype(np.float32)
 
 
-def _haze_sample(rng: np.random.Generator, clean: np.ndarray, depth: np.ndarray, opt: dict) -> np.ndarray:
-    beta = rng.uniform(*opt["beta"])
+def severity_value(rng: np.random.Generator, level: Optional[str], clean_share: float = 0.0) -> float:
+    """A severity s in [0, 1] for ``level`` (light/medium/heavy: its third of the range), or,
+    for training (``level`` None), TRACE with probability ``clean_share``, else uniform."""
+    if level is None:
+        return TRACE if rng.random() < clean_share else float(rng.uniform(0.0, 1.0))
+    if level not in SEVERITY_BANDS:
+        raise DataError(f"unknown severity {level!r}; expected one of {', '.join(SEVERITIES)}")
+    return float(rng.uniform(*SEVERITY_BANDS[level]))
+
+
+def haze_beta(rng: np.random.Generator, s: float) -> float:
+    """Scattering coefficient for severity ``s``: 0.2 * 15^s (t at the far end of the depth
+    range ~1.3: 0.77 thin .. 0.02 dense); TRACE: 0.02-0.12, a barely visible haze."""
+    if s == TRACE:
+        return float(rng.uniform(0.02, 0.12))
+    return 0.2 * 15.0 ** float(np.clip(s, 0.0, 1.0))
+
+
+def _haze_sample(rng: np.random.Generator, clean: np.ndarray, depth: np.ndarray, opt: dict,
+                 severity: Optional[float] = None) -> np.ndarray:
+    """Hazy version of ``clean``: beta from ``severity`` or, with ``opt['beta']`` set (and no
+    severity), uniform in that range as before."""
+    beta = rng.uniform(*opt["beta"]) if severity is None else haze_beta(rng, severity)
     if opt["nonhomogeneous"] > 0:
         s = opt["nonhomogeneous"]
         beta = beta * np.clip(1 + s * (2 * smooth_noise(rng, *depth.shape, cells=3) - 1), 0.05, None)
@@ -344,26 +469,72 @@ def rain_layer(rng: np.random.Generator, h: int, w: int, density: float, length:
     return np.clip(layer * intensity, 0, 1).astype(np.float32)
 
 
-def add_rain(rng: np.random.Generator, clean: np.ndarray, preset: str = "heavy") -> np.ndarray:
-    """Screen-blend streak layers (and, for heavy rain, a veil) onto ``clean``."""
-    if preset == "mixed":
-        preset = "light" if rng.random() < 0.5 else "heavy"
-    if preset not in RAIN_PRESETS:
-        raise DataError(f"unknown rain preset {preset!r}; expected 'light', 'heavy' or 'mixed'")
-    p = RAIN_PRESETS[preset]
+def rain_params(rng: np.random.Generator, s: float) -> dict:
+    """Streak parameters for severity ``s`` in [0, 1] (or TRACE), drawn around a smooth ramp.
+
+    s = 0: one layer of a few thin, short, faint streaks (sparser than Rain200L); s = 1:
+    three dense layers of long, wide, bright streaks and a veil (Rain200H-like). TRACE: a
+    handful of faint streaks, a nearly clean input.
+    """
+    trace = s == TRACE
+    s = 0.0 if trace else float(np.clip(s, 0.0, 1.0))
+
+    def ramp(lo, hi, jitter=0.25):
+        return (lo + (hi - lo) * s) * rng.uniform(1 - jitter, 1 + jitter)
+
+    # streak coverage per layer ~ density x length x width: 0.008 (s = 0) .. ~0.3 (s = 1)
+    layers = 1 if s < 0.4 else (2 if s < 0.8 else int(rng.integers(2, 4)))
+    p = dict(layers=layers, density=ramp(0.0015, 0.0055), length=ramp(8, 30), width=ramp(0.7, 1.8, 0.15),
+             angle=ramp(8, 30, 0.3), intensity=min(0.95, ramp(0.3, 0.65, 0.15)),
+             veil=max(0.0, (s - 0.5) / 0.5) * 0.12 * rng.uniform(0.5, 1.0))
+    if trace:
+        p.update(density=p["density"] * rng.uniform(0.1, 0.3), intensity=p["intensity"] * 0.6)
+    return p
+
+
+def _add_streaks(rng: np.random.Generator, clean: np.ndarray, n_layers: int, draw_layer, draw_veil) -> np.ndarray:
+    """Screen-blend ``n_layers`` of ``draw_layer()`` then a veil of ``draw_veil()`` (drawn in
+    this order: the earlier presets' random stream)."""
     h, w = clean.shape[:2]
-    base_angle = rng.uniform(-p["angle"], p["angle"])
     rain = np.zeros((h, w), np.float32)
-    for _ in range(int(rng.integers(p["layers"][0], p["layers"][1] + 1))):
-        layer = rain_layer(rng, h, w, rng.uniform(*p["density"]), rng.uniform(*p["length"]),
-                           rng.uniform(*p["width"]), base_angle + rng.uniform(-5, 5), rng.uniform(*p["intensity"]))
-        rain = 1 - (1 - rain) * (1 - layer)
+    for _ in range(n_layers):
+        rain = 1 - (1 - rain) * (1 - draw_layer())
+    veil = draw_veil()
     rainy = 1 - (1 - clean) * (1 - rain[..., None])  # screen blend: streaks brighten, never darken
-    veil = rng.uniform(*p["veil"])
     if veil > 0:  # rain accumulation: a faint, uneven whitish veil
         v = veil * (0.5 + 0.5 * smooth_noise(rng, h, w, cells=3))[..., None]
         rainy = rainy * (1 - v) + v * rng.uniform(0.75, 0.95)
     return np.clip(rainy, 0, 1).astype(np.float32)
+
+
+def add_rain(rng: np.random.Generator, clean: np.ndarray, preset="heavy") -> np.ndarray:
+    """Screen-blend streak layers (and, for heavy rain, a veil) onto ``clean``.
+
+    ``preset``: a severity in [0, 1] (or TRACE), see :func:`rain_params`; or one of the
+    earlier presets 'light', 'heavy', 'mixed' (either, per image), which draw exactly as before.
+    """
+    h, w = clean.shape[:2]
+    if not isinstance(preset, str):
+        p = rain_params(rng, float(preset))
+        base_angle = rng.uniform(-p["angle"], p["angle"])
+
+        def layer():
+            return rain_layer(rng, h, w, p["density"] * rng.uniform(0.8, 1.2), p["length"] * rng.uniform(0.8, 1.2),
+                              p["width"], base_angle + rng.uniform(-5, 5), p["intensity"] * rng.uniform(0.85, 1.0))
+        return _add_streaks(rng, clean, p["layers"], layer, lambda: p["veil"])
+    if preset == "mixed":
+        preset = "light" if rng.random() < 0.5 else "heavy"
+    if preset not in RAIN_PRESETS:
+        raise DataError(f"unknown rain preset {preset!r}; expected 'light', 'heavy' or 'mixed' (or a severity "
+                        f"number in [0, 1])")
+    p = RAIN_PRESETS[preset]
+    base_angle = rng.uniform(-p["angle"], p["angle"])
+    n_layers = int(rng.integers(p["layers"][0], p["layers"][1] + 1))
+
+    def legacy_layer():
+        return rain_layer(rng, h, w, rng.uniform(*p["density"]), rng.uniform(*p["length"]),
+                          rng.uniform(*p["width"]), base_angle + rng.uniform(-5, 5), rng.uniform(*p["intensity"]))
+    return _add_streaks(rng, clean, n_layers, legacy_layer, lambda: rng.uniform(*p["veil"]))
 
 
 # -- stereo -----------------------------------------------------------------------------
@@ -433,7 +604,7 @@ def render_stereo(rng: np.random.Generator, h: int, w: int, max_disparity: float
 
 # -- writing a dataset --------------------------------------------------------------------
 def _rng(seed: int, task: str, split: str, index: int) -> np.random.Generator:
-    return np.random.default_rng([int(seed), _TASK_IDS[task], 0 if split == "train" else 1, int(index)])
+    return np.random.default_rng([int(seed), _TASK_IDS[task], _SPLIT_IDS.get(split, 1), int(index)])
 
 
 def _resolve_options(task: str, options: dict) -> dict:
@@ -445,7 +616,7 @@ def _resolve_options(task: str, options: dict) -> dict:
                         f"{', '.join(sorted(TASK_OPTIONS[task]))}")
     opt = {**TASK_OPTIONS[task], **options}
     for key in ("test_size", "beta", "airlight"):
-        if key in opt:
+        if opt.get(key) is not None:
             opt[key] = tuple(float(v) if key != "test_size" else int(v) for v in opt[key])
     if opt["test_size"][0] < 16 or opt["test_size"][0] > opt["test_size"][1]:
         raise DataError(f"test_size must be (min, max) with 16 <= min <= max, got {opt['test_size']}")
@@ -454,14 +625,58 @@ def _resolve_options(task: str, options: dict) -> dict:
     if task == "derain":
         if opt["naming"] not in ("esdnet", "rain200"):
             raise DataError(f"derain naming must be 'esdnet' or 'rain200', got {opt['naming']!r}")
-        if opt["preset"] not in ("light", "heavy", "mixed"):
-            raise DataError(f"derain preset must be 'light', 'heavy' or 'mixed', got {opt['preset']!r}")
+        if opt["preset"] not in ("range",) + LEGACY_RAIN_PRESETS:
+            raise DataError(f"derain preset must be 'range', 'light', 'heavy' or 'mixed', got {opt['preset']!r}")
+    if "test_source" in opt and opt["test_source"] not in ("photos", "motorcycle"):
+        raise DataError(f"test_source must be 'photos' or 'motorcycle', got {opt['test_source']!r}")
+    if opt.get("clean_dir"):
+        opt["clean_dir"] = str(Path(opt["clean_dir"]).expanduser().resolve())
+        folder_fingerprint(opt["clean_dir"])  # a missing or empty folder fails here, with its fix
     return opt
 
 
+def _legacy(task: str, opt: dict) -> bool:
+    """The earlier sampling (uniform beta range, rain presets): no severities, numbered names."""
+    return (task == "dehaze" and opt["beta"] is not None) or (task == "derain" and opt["preset"] in LEGACY_RAIN_PRESETS)
+
+
+def _splits(task: str, opt: dict, n_test: int) -> Dict[str, int]:
+    """Test-like splits and their sizes (besides 'train')."""
+    out = {"test": n_test}
+    if task != "stereo_jscc" and opt["test_source"] == "photos" and int(opt["motorcycle"]) > 0:
+        out[MOTORCYCLE_SPLIT] = int(opt["motorcycle"])
+    return out
+
+
+def _test_source(split: str, opt: dict) -> str:
+    return "photos" if split == "test" and opt.get("test_source") == "photos" else "motorcycle"
+
+
+def _heldout_photo(rng, i: int, opt: dict) -> np.ndarray:
+    """Test image ``i`` of the held-out real-photo split: photograph ``(i // 3) % P`` (each at
+    the three severities in turn), whole and reduced or a native-resolution crop, alternately."""
+    pool = photo_pool("heldout")
+    j = i // len(SEVERITIES)
+    whole = (j % len(pool) + j // len(pool)) % 2 == 0  # alternate; the next pass swaps the two
+    return heldout_view(rng, pool[j % len(pool)], opt["test_size"], whole)
+
+
+def _named(task: str, opt: dict, split: str, i: int) -> Tuple[Optional[str], str]:
+    """(severity level or None, file stem) of image ``i``: test-like splits of the severity
+    sampling carry the level in the name (``heavy_00005``), which evaluation groups by."""
+    if split == "train" or _legacy(task, opt):
+        return None, f"{i:05d}"
+    level = SEVERITIES[i % len(SEVERITIES)]
+    return level, f"{level}_{i:05d}"
+
+
 def _dehaze_files(rng, split, i, size, opt):
+    level, stem = _named("dehaze", opt, split, i)
     if split == "train":
-        clean = clean_image(rng, size, size, opt["procedural"])
+        clean = clean_image(rng, size, size, opt["procedural"], photo_pool("train", opt["clean_dir"]))
+        depth = synthetic_depth(rng, clean)
+    elif _test_source(split, opt) == "photos":
+        clean = _heldout_photo(rng, i, opt)
         depth = synthetic_depth(rng, clean)
     else:
         left, _, depth_mm = _motorcycle()
@@ -469,26 +684,37 @@ def _dehaze_files(rng, split, i, size, opt):
         clean = _crop(_resize_u8(left, (sh, sw)), win).astype(np.float32) / 255.0
         z = _crop(_resize_f(depth_mm, (sh, sw)), win)
         depth = z / float(depth_mm.max()) * rng.uniform(0.9, 1.3)  # true relative depth
+
+    def hazy():
+        if _legacy("dehaze", opt):
+            return _haze_sample(rng, clean, depth, opt)
+        return _haze_sample(rng, clean, depth, opt, severity_value(rng, level, opt["clean_share"]))
     if opt["naming"] == "reside":
         files = {f"GT/{i + 1}.png": clean}
         for k in range(int(opt["hazy_per_clean"])):
-            files[f"hazy/{i + 1}_{k + 1}.png"] = _haze_sample(rng, clean, depth, opt)
+            files[f"hazy/{i + 1}_{k + 1}.png"] = hazy()
         return files
-    return {f"GT/{i:05d}.png": clean, f"hazy/{i:05d}.png": _haze_sample(rng, clean, depth, opt)}
+    return {f"GT/{stem}.png": clean, f"hazy/{stem}.png": hazy()}
 
 
 def _derain_files(rng, split, i, size, opt):
+    level, stem = _named("derain", opt, split, i)
     if split == "train":
-        clean = clean_image(rng, size, size, opt["procedural"])
+        clean = clean_image(rng, size, size, opt["procedural"], photo_pool("train", opt["clean_dir"]))
+    elif _test_source(split, opt) == "photos":
+        clean = _heldout_photo(rng, i, opt)
     else:  # held-out real scene: a crop of either Middlebury view
         left, right, _ = _motorcycle()
         src = left if rng.random() < 0.5 else right
         (sh, sw), win = _test_window(rng, opt["test_size"], i, src.shape[:2])
         clean = _crop(_resize_u8(src, (sh, sw)), win).astype(np.float32) / 255.0
-    rainy = add_rain(rng, clean, opt["preset"])
+    if _legacy("derain", opt):
+        rainy = add_rain(rng, clean, opt["preset"])
+    else:
+        rainy = add_rain(rng, clean, severity_value(rng, level, opt["clean_share"]))
     if opt["naming"] == "rain200":
         return {f"input/rain-{i + 1}.png": rainy, f"target/norain-{i + 1}.png": clean}
-    return {f"input/{i:05d}.png": rainy, f"target/{i:05d}.png": clean}
+    return {f"input/{stem}.png": rainy, f"target/{stem}.png": clean}
 
 
 def _stereo_files(rng, split, i, size, opt):
@@ -519,9 +745,21 @@ def _write_split(task: str, split: str, n: int, seed: int, opt: dict, out: Path,
     return count
 
 
+def _sources(task: str, opt: dict, n_train: int, n_test: int) -> Dict[str, list]:
+    """Names of the photographs each split is made from (for dataset.json)."""
+    out: Dict[str, list] = {}
+    if n_train:
+        out["train"] = [p.name for p in photo_pool("train", opt.get("clean_dir"))]
+    for split, n in _splits(task, opt, n_test).items():
+        if n:
+            out[split] = ([p.name for p in photo_pool("heldout")] if _test_source(split, opt) == "photos"
+                          else ["skimage.data.stereo_motorcycle"])
+    return out
+
+
 def _count_files(root: Path) -> int:
-    return sum(1 for split in ("train", "test") if (root / split).is_dir()
-               for p in (root / split).rglob("*.png"))
+    return sum(1 for split in root.iterdir() if split.is_dir() and not split.name.startswith(".")
+               for p in split.rglob("*.png"))
 
 
 def _is_complete(root: Path) -> bool:
@@ -538,12 +776,16 @@ def _generate(task: str, dest: Path, n_train: int, n_test: int, seed: int, opt: 
     tmp = dest.parent / f".{dest.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        with tqdm(total=n_train + n_test, desc=f"making {task} data", unit="img", disable=not progress) as bar:
+        total = n_train + sum(_splits(task, opt, n_test).values())
+        with tqdm(total=total, desc=f"making {task} data", unit="img", disable=not progress) as bar:
             files = _write_split(task, "train", n_train, seed, opt, tmp, bar)
-            files += _write_split(task, "test", n_test, seed, opt, tmp, bar)
+            for split, n in _splits(task, opt, n_test).items():
+                files += _write_split(task, split, n, seed, opt, tmp, bar)
         manifest = dict(task=task, seed=int(seed), n_train=int(n_train), n_test=int(n_test),
                         options={k: list(v) if isinstance(v, tuple) else v for k, v in sorted(opt.items())},
-                        generator_version=GENERATOR_VERSION, files=files)
+                        generator_version=GENERATOR_VERSION, files=files,
+                        splits={"train": n_train, **_splits(task, opt, n_test)},
+                        sources=_sources(task, opt, n_train, n_test))
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -590,8 +832,11 @@ def default_data_dir() -> Path:
 
 
 def builtin_name(task: str, n_train: int, n_test: int, seed: int, opt: dict) -> str:
+    # what the photographs are is part of the name: installing the corpus, or changing the
+    # user's clean_dir, makes a new set instead of reusing one made from other pixels
+    photos = corpus_fingerprint() + (f"+{folder_fingerprint(opt['clean_dir'])}" if opt.get("clean_dir") else "")
     key = json.dumps(dict(task=task, n_train=n_train, n_test=n_test, seed=seed, version=GENERATOR_VERSION,
-                          options={k: list(v) if isinstance(v, tuple) else v for k, v in opt.items()}),
+                          options={k: list(v) if isinstance(v, tuple) else v for k, v in opt.items()}, photos=photos),
                      sort_keys=True)
     return f"{task}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 

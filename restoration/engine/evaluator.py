@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -242,15 +243,112 @@ class Evaluator:
 
 
 def summarize(rows: Sequence[Dict[str, Any]]) -> Dict[str, float]:
-    """Mean of every numeric column (NaN entries skipped)."""
+    """Mean of every numeric column (NaN entries skipped; :func:`coverage` says how many)."""
     out: Dict[str, float] = {}
     if not rows:
         return out
     for k in rows[0]:
-        vals = [r[k] for r in rows if isinstance(r.get(k), (int, float)) and not math.isnan(r[k])]
+        vals = [r[k] for r in rows if _finite(r.get(k))]
         if vals and k != "name":
             out[k] = sum(vals) / len(vals)
     return out
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+# -- severities and "made worse" ----------------------------------------------------------
+
+SEVERITY_LEVELS = ("light", "medium", "heavy")
+
+
+def severity_of(name: Any) -> Optional[str]:
+    """The severity an image's name starts with (``heavy_00005.png`` -> 'heavy'), or None.
+
+    The built-in held-out splits name their images this way (restoration.data.synthetic);
+    your own test folders can too, to get the per-severity table.
+    """
+    token = re.split(r"[_\-. ]", Path(str(name)).name.lower(), maxsplit=1)[0]
+    return token if token in SEVERITY_LEVELS else None
+
+
+def coverage(rows: Sequence[Dict[str, Any]], key: str = "psnr") -> tuple:
+    """(images whose ``key`` is a finite number, all images): how many a mean covers."""
+    return sum(1 for r in rows if _finite(r.get(key))), len(rows)
+
+
+def group_stats(rows: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """Means of input/output PSNR and SSIM over ``rows`` and the do-no-harm count.
+
+    ``worse``: images whose output PSNR is below their input's, of ``n_compared`` images
+    with both numbers finite; ``worst``: the most negative output-minus-input PSNR and its
+    image (only when an input is compared). Non-finite values are left out of every mean
+    and counted in ``nan``.
+    """
+    out: Dict[str, Any] = {"n": len(rows)}
+    for k in ("input_psnr", "psnr", "input_ssim", "ssim"):
+        vals = [r[k] for r in rows if _finite(r.get(k))]
+        if vals:
+            out[k] = sum(vals) / len(vals)
+    out["nan"] = sum(1 for r in rows if any(k in r and not _finite(r[k]) for k in ("psnr", "ssim", "input_psnr")))
+    pairs = [(r["psnr"] - r["input_psnr"], r["name"]) for r in rows
+             if _finite(r.get("psnr")) and _finite(r.get("input_psnr"))]
+    if pairs:
+        out["n_compared"] = len(pairs)
+        out["worse"] = sum(1 for g, _ in pairs if g < 0)
+        out["gain"] = sum(g for g, _ in pairs) / len(pairs)
+        out["worst"], out["worst_name"] = min(pairs)
+    return out
+
+
+def severity_report(rows: Sequence[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
+    """:func:`group_stats` per severity present in the names, then 'all' (every image).
+    Only 'all' when no name carries a severity."""
+    groups: Dict[str, Dict[str, Any]] = {}
+    for level in SEVERITY_LEVELS:
+        members = [r for r in rows if severity_of(r.get("name")) == level]
+        if members:
+            groups[level] = group_stats(members)
+    groups["all"] = group_stats(rows)
+    return groups
+
+
+def made_worse_line(stats: Dict[str, Any]) -> str:
+    """'made worse: k of n (worst -x.xx dB, name)': the do-no-harm count of :func:`group_stats`."""
+    if "worse" not in stats:
+        return ""
+    line = f"made worse: {stats['worse']} of {stats['n_compared']}"
+    if stats["worse"]:
+        line += f" (worst {stats['worst']:+.2f} dB, {stats['worst_name']})"
+    return line
+
+
+def format_severity_table(groups: Dict[str, Dict[str, Any]]) -> str:
+    """One line per severity (and 'all'): mean input/output PSNR and SSIM, mean gain,
+    made worse k of n and the worst change."""
+    cols = [("n", "images", "{:d}"), ("input_psnr", "input PSNR", "{:.2f}"), ("psnr", "output PSNR", "{:.2f}"),
+            ("gain", "gain (dB)", "{:+.2f}"), ("input_ssim", "input SSIM", "{:.4f}"), ("ssim", "output SSIM", "{:.4f}"),
+            ("worse", "made worse", None), ("worst", "worst (dB)", "{:+.2f}")]
+    cols = [c for c in cols if any(c[0] in g for g in groups.values())]
+    widths = [max(len(lab), 10) for _, lab, _ in cols]
+    name_w = max(len("severity"), *(len(k) for k in groups))
+
+    def cell(g, key, f):
+        if key not in g:
+            return ""
+        if key == "worse":
+            return f"{g['worse']} of {g['n_compared']}"
+        return f.format(g[key])
+
+    head = "  ".join(["severity".ljust(name_w)] + [lab.rjust(w) for (_, lab, _), w in zip(cols, widths)])
+    out = [head, "-" * len(head)]
+    for level, g in groups.items():
+        out.append("  ".join([level.ljust(name_w)] + [cell(g, k, f).rjust(w) for (k, _, f), w in zip(cols, widths)]))
+    nan = groups.get("all", {}).get("nan", 0)
+    if nan:
+        out.append(f"{nan} image(s) with a NaN/inf metric are left out of the means and the counts")
+    return "\n".join(out)
 
 
 METRIC_LABELS = [("psnr", "PSNR (dB)", "{:.2f}"), ("ssim", "SSIM", "{:.4f}"), ("ms_ssim", "MS-SSIM", "{:.4f}"),
@@ -260,7 +358,9 @@ METRIC_LABELS = [("psnr", "PSNR (dB)", "{:.2f}"), ("ssim", "SSIM", "{:.4f}"), ("
 def format_table(summary: Dict[str, float], rows: Optional[Sequence[Dict[str, Any]]] = None,
                  max_rows: int = 20, title: str = "", columns: Sequence[str] = ("psnr", "ssim")) -> str:
     """The input-vs-output table: one line per image (up to ``max_rows``) and the mean of
-    ``columns``, then a line with the means of every other metric."""
+    ``columns`` (saying how many images it covers when some metric is NaN), the gain and
+    "made worse: k of n", then a line with the means of every other metric, then -- when
+    the image names carry a severity -- the per-severity table."""
     metrics = [(k, lab, f) for k, lab, f in METRIC_LABELS if k in summary and k in columns]
     has_input = any(f"input_{k}" in summary for k, _, _ in metrics)
     cols: List[tuple] = []
@@ -269,32 +369,39 @@ def format_table(summary: Dict[str, float], rows: Optional[Sequence[Dict[str, An
             cols.append((f"input_{k}", f"input {lab}", f))
         cols.append((k, f"output {lab}" if has_input else lab, f))
     rows = list(rows or [])
-    # an image whose metric is NaN (e.g. SSIM of an image under 11x11) is left out of that mean
-    nan_rows = sum(any(isinstance(r.get(k), float) and math.isnan(r[k]) for k, _, _ in cols) for r in rows)
-    mean_label = (f"mean ({len(rows) - nan_rows} of {len(rows)}; {nan_rows} NaN)" if nan_rows
-                  else f"mean ({len(rows)})" if rows else "mean")
+    covered = min((coverage(rows, k)[0] for k, _, _ in cols), default=len(rows))
+    mean_label = (f"mean ({len(rows)})" if covered == len(rows) else f"mean ({covered} of {len(rows)}, "
+                  f"{len(rows) - covered} NaN)") if rows else "mean"
     name_w = max([len("image"), len(mean_label)] + [len(str(r["name"])) for r in rows[:max_rows]])
     widths = [max(len(lab), 9) for _, lab, _ in cols]
 
     def line(cells):
         return "  ".join(c.rjust(w) if i else c.ljust(name_w) for i, (c, w) in enumerate(zip(cells, [name_w] + widths)))
 
+    def fmt(f, v):
+        return f.format(v) if _finite(v) else "nan"
+
     out = [title] if title else []
     header = line(["image"] + [lab for _, lab, _ in cols])
     out += [header, "-" * len(header)]
     for r in rows[:max_rows]:
-        out.append(line([str(r["name"])] + [("NaN" if math.isnan(r[k]) else f.format(r[k])) if k in r else ""
-                                            for k, _, f in cols]))
+        out.append(line([str(r["name"])] + [fmt(f, r[k]) if k in r else "" for k, _, f in cols]))
     if len(rows) > max_rows:
         out.append(f"... ({len(rows) - max_rows} more images in results.csv)")
     if rows:
         out.append("-" * len(header))
-    out.append(line([mean_label] + [f.format(summary[k]) if k in summary else "NaN" for k, _, f in cols]))
+    out.append(line([mean_label] + [fmt(f, summary[k]) for k, _, f in cols]))
+    if rows and covered < len(rows):
+        bad = [str(r["name"]) for r in rows if any(k in r and not _finite(r[k]) for k, _, _ in cols)]
+        out.append(f"the means cover {covered} of {len(rows)} images; NaN/inf metric in: {', '.join(bad[:10])}"
+                   + (f" and {len(bad) - 10} more" if len(bad) > 10 else ""))
     if has_input and "psnr" in summary and "input_psnr" in summary:
         extra = ""
         if "ssim" in summary and "input_ssim" in summary:
             extra = f", SSIM {summary['ssim'] - summary['input_ssim']:+.4f}"
-        out.append(f"gain over input: PSNR {summary['psnr'] - summary['input_psnr']:+.2f} dB{extra}")
+        worse = made_worse_line(group_stats(rows)) if rows else ""
+        out.append(f"gain over input: PSNR {summary['psnr'] - summary['input_psnr']:+.2f} dB{extra}"
+                   + (f"; {worse}" if worse else ""))
     others = [(k, lab, f) for k, lab, f in METRIC_LABELS if k in summary and k not in columns]
     if others:
         parts = []
@@ -302,6 +409,8 @@ def format_table(summary: Dict[str, float], rows: Optional[Sequence[Dict[str, An
             inp = f" (input {f.format(summary['input_' + k])})" if f"input_{k}" in summary else ""
             parts.append(f"{lab} {f.format(summary[k])}{inp}")
         out.append("mean " + ", ".join(parts) + (" [CIEDE2000: lower is better]" if "ciede2000" in summary else ""))
+    if any(severity_of(r.get("name")) for r in rows):
+        out += ["", "per severity (names light_*, medium_*, heavy_*):", format_severity_table(severity_report(rows))]
     return "\n".join(out)
 
 
