@@ -21,6 +21,8 @@ import torch.nn as nn
 WRAPPER_KEYS = ("state_dict", "model", "params_ema", "params", "net", "network", "model_state_dict")
 # Prefixes added by wrappers: DataParallel / DistributedDataParallel, torch.compile.
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+# Names of the authors' releases that are not registered model names.
+RELEASE_NAMES = {"dhf_jscc": "dhf_jscc_authors"}  # SunnyYoshimitsu/DHF-JSCC Image_coding(M=256, N2=25)
 
 
 def _numpy_safe_globals() -> List[type]:
@@ -146,11 +148,14 @@ def load_official(name: str, path, map_location="cpu", weights_only: bool = True
     """Build the registered model ``name`` (with ``overrides``) and load the weights of the
     checkpoint file ``path`` with ``strict=True``.
 
-    Reads the authors' formats (see the module docstring). The model is returned in the
-    mode ``build_model`` gives (training); call ``.eval()`` for inference.
+    Reads the authors' formats (see the module docstring). ``name`` is a registered model
+    or a release name of :data:`RELEASE_NAMES` (``'dhf_jscc'``: the authors' DHF-JSCC).
+    The model is returned in eval mode (authors' weights are for inference first); call
+    ``.train()`` to fine-tune.
     """
     from ..registry import build_model
 
+    name = RELEASE_NAMES.get(name, name)
     state_dict = read_state_dict(path, map_location=map_location, weights_only=weights_only)
     model = build_model(name, **overrides)
     problem = state_dict_mismatch(model, state_dict)
@@ -164,4 +169,4 @@ def load_official(name: str, path, map_location="cpu", weights_only: bool = True
                      if overrides else ".")
         raise ValueError(f"checkpoint {os.fspath(path)!r} does not fit model {name!r}: {problem}.{hint}")
     model.load_state_dict(state_dict, strict=True)
-    return model
+    return model.eval()
