@@ -194,7 +194,7 @@ def test_models_and_the_authors_budget_for_the_four_way_jscc_comparison():
     for k in ("data.patch_size", "data.batch_size", "data.builtin", "train.epochs", "train.max_steps_per_epoch",
               "optim.lr", "model.args.snr_db", "seed"):
         assert len({repr(c.get_path(k)) for c in cfgs}) == 1, k  # same data, budget, rate and channel
-    assert (cfgs[0].data.patch_size, cfgs[0].data.batch_size, cfgs[0].optim.lr) == (32, 8, 2e-4)
+    assert (cfgs[0].data.patch_size, cfgs[0].data.batch_size, cfgs[0].optim.lr) == (32, 4, 2e-4)
     with pytest.raises(ValueError, match="budget 'authors' covers the tasks stereo_jscc, not 'derain'"):
         B.build_bench_config(B.SUITES["derain"][0], "derain", "authors")
 

@@ -129,3 +129,20 @@ def test_the_authors_channel():
     assert math.isclose(noise, power.item() / 10 ** 0.5, rel_tol=0.05)  # P / SNR
     with pytest.raises(ValueError, match="channel='bogus'"):
         build_model("dhf_jscc_authors", channel="bogus")
+
+
+@pytest.mark.parametrize("recipe,name,steps", [("dhf_jscc_authors.yaml", "dhf_jscc_authors", 1),
+                                                ("dhf_jscc_authors_snn_cpu.yaml", "dhf_jscc_authors_snn", 4)])
+def test_recipes_build_the_models_and_gradients_reach_the_first_layer(recipe, name, steps):
+    from restoration.config import CONFIG_ROOT, load_config
+    from restoration.engine.trainer import build_model_from_config
+
+    cfg = load_config(CONFIG_ROOT / "stereo_jscc" / recipe)
+    assert cfg.model.name == name and cfg.optim.amsgrad and [t["name"] for t in cfg.loss.terms] == ["mse"]
+    torch.manual_seed(0)
+    model = build_model_from_config(cfg)
+    assert model.time_steps == steps and model.snr_db == 5.0 and model.channel_kind == "awgn"
+    x = pair(1, 16, 16)
+    nn.functional.mse_loss(model(x)["recon"], x).backward()  # surrogate gradients in the SNN
+    g = model.encoder_l.conv1.weight.grad
+    assert g is not None and torch.isfinite(g).all() and g.abs().sum() > 0
