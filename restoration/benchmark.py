@@ -120,12 +120,12 @@ BUDGETS: Dict[str, Dict[str, Any]] = {
         "max_test_images": None,
     },
     "authors": {
-        "label": ("AUTHORS budget: DHF-JSCC four ways on 2 shared CPU cores (32x32 crops, batch 4, 80 optimiser "
+        "label": ("AUTHORS budget: DHF-JSCC four ways on 2 shared CPU cores (32x32 crops, batch 4, 320 optimiser "
                   "steps, 4 held-out pairs of 64-96 pixels): an early-training snapshot, far from converged"),
         # The authors' network is 21.4 M parameters at 256 channels and the SNN runs it T = 4
         # times: on 2 cores shared with other jobs its training step at 32x32, batch 4, takes
         # 5-15 s, and every held-out pass (evaluation, 5 SNRs, counting) runs it again.
-        "tasks": {"stereo_jscc": {"patch_size": 32, "batch_size": 4, "epochs": 2, "steps": 40,
+        "tasks": {"stereo_jscc": {"patch_size": 32, "batch_size": 4, "epochs": 4, "steps": 80,
                                   "builtin": {"n_train": 400, "n_test": 4, "test_size": [64, 96]}}},
         "speed": {"warmup": 1, "repeats": 3, "throughput_batch": 2},
         "max_test_images": None,
