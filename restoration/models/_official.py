@@ -3,7 +3,8 @@
 The releases store weights in several ways: a bare state dict; a dict holding it under
 ``'state_dict'`` (DehazeSNN, next to optimizer and scheduler states), ``'model'``
 (AECR-Net, next to lists of PSNR/SSIM values), ``'params'`` / ``'params_ema'`` (BasicSR
-style) or ``'net'``; keys prefixed with ``module.`` when the model was wrapped in
+style), ``'net'`` or ``'model_state_dict'`` (DHF-JSCC's ``main22.py``, next to the
+optimizer state); keys prefixed with ``module.`` when the model was wrapped in
 ``DataParallel``. :func:`read_state_dict` finds the weights in any of these;
 :func:`load_official` builds a registered model and loads them with ``strict=True``,
 failing with one message that names the file and the keys that do not fit.
