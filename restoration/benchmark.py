@@ -72,6 +72,23 @@ SUITES: Dict[str, List[ModelSpec]] = {
                     ModelSpec("dhf_jscc_cnn", "ANN baseline", "stereo_jscc/dhf_jscc_cnn_cpu.yaml")],
 }
 
+# Further models a task can benchmark (tools/benchmark.py --models), beside its suite.
+EXTRA_SPECS: Dict[str, List[ModelSpec]] = {
+    "stereo_jscc": [ModelSpec("dhf_jscc_authors", "authors' CNN", "stereo_jscc/dhf_jscc_authors_cpu.yaml"),
+                    ModelSpec("dhf_jscc_authors_snn", "seed's SNN", "stereo_jscc/dhf_jscc_authors_snn_cpu.yaml"),
+                    ModelSpec("dhf_jscc_authors_snn_ann", "ANN twin", "stereo_jscc/dhf_jscc_authors_snn_cpu.yaml")],
+}
+
+
+def task_specs(task: str, models: Optional[Sequence[str]] = None) -> List[ModelSpec]:
+    """The models benchmarked for ``task``: its suite, or those of ``models`` (in that
+    order) that the task knows (its suite and :data:`EXTRA_SPECS`)."""
+    if not models:
+        return list(SUITES[task])
+    known = {s.name: s for s in SUITES[task] + EXTRA_SPECS.get(task, [])}
+    return [known[m] for m in models if m in known]
+
+
 # Cost and speed are reported at one stated size per task (a stereo item is a pair of
 # two such views), independent of the varied sizes of the held-out images.
 STATED_SIZE = {"dehaze": 256, "derain": 256, "stereo_jscc": 128}
@@ -102,6 +119,17 @@ BUDGETS: Dict[str, Dict[str, Any]] = {
         "speed": {"warmup": 3, "repeats": 10, "throughput_batch": 8},
         "max_test_images": None,
     },
+    "authors": {
+        "label": ("AUTHORS budget: DHF-JSCC four ways on 2 shared CPU cores (32x32 crops, batch 4, 320 optimiser "
+                  "steps, 4 held-out pairs of 64-96 pixels): an early-training snapshot, far from converged"),
+        # The authors' network is 21.4 M parameters at 256 channels and the SNN runs it T = 4
+        # times: on 2 cores shared with other jobs its training step at 32x32, batch 4, takes
+        # 5-15 s, and every held-out pass (evaluation, 5 SNRs, counting) runs it again.
+        "tasks": {"stereo_jscc": {"patch_size": 32, "batch_size": 4, "epochs": 4, "steps": 80,
+                                  "builtin": {"n_train": 400, "n_test": 4, "test_size": [64, 96]}}},
+        "speed": {"warmup": 1, "repeats": 3, "throughput_batch": 2},
+        "max_test_images": None,
+    },
     "micro": {
         "label": "MICRO budget: a few iterations on tiny images (a test of the tool, not a result)",
         "tasks": {t: {"patch_size": 32, "batch_size": 2, "epochs": 1, "steps": 2,
@@ -122,6 +150,9 @@ def budget_overrides(spec: ModelSpec, task: str, budget: str, first_recipe: str,
     with the same budget. The recipe's warm-up keeps its fraction of the run; a budget's
     ``lr_scale`` multiplies the recipe's learning rates (main and neuron group)."""
     own = load_config(CONFIG_ROOT / spec.recipe)
+    if task not in BUDGETS[budget]["tasks"]:
+        raise ValueError(f"budget {budget!r} covers the tasks {', '.join(BUDGETS[budget]['tasks'])}, not {task!r}; "
+                         f"choose another --budget (quick, full)")
     b = BUDGETS[budget]["tasks"][task]
     if b is None:  # the task's first recipe defines the budget
         ref = load_config(CONFIG_ROOT / first_recipe)
@@ -483,6 +514,7 @@ FIELDS = [
     ("spike_mac_share", "spike-fed MACs", "{:.0%}"), ("mean_rate", "firing rate", "{:.3f}"),
     ("energy_mj", "energy (mJ)", "{:.2f}"), ("psnr", "PSNR", "{:.2f}"), ("ssim", "SSIM", "{:.4f}"),
     ("ms_ssim", "MS-SSIM", "{:.4f}"), ("input_psnr", "input PSNR", "{:.2f}"), ("input_ssim", "input SSIM", "{:.4f}"),
+    ("output_levels", "output levels", "{:.0f}"),
     ("train_seconds", "train wall (s)", "{:.0f}"), ("train_steps", "train steps", "{:.0f}"),
     ("stated_size", "size", "{}"), ("trained_from", "weights", "{}"),
 ]
@@ -492,7 +524,7 @@ SPEED_FIELDS = [
     ("train_peak_mb", "train peak (MB)", "{:.0f}"),
 ]
 QUALITY_COLUMNS = ["model", "role", "params", "gmacs", "gsops", "spike_mac_share", "mean_rate", "energy_mj",
-                   "psnr", "ssim", "ms_ssim"]
+                   "psnr", "ssim", "ms_ssim", "output_levels"]
 
 
 def speed_keys(devices: Sequence[str]) -> List[str]:

@@ -183,6 +183,22 @@ def test_budget_is_the_same_for_every_model_of_a_task(budget):
             ref.train.epochs, ref.data.batch_size, ref.data.patch_size)
 
 
+def test_models_and_the_authors_budget_for_the_four_way_jscc_comparison():
+    four = ["dhf_jscc_authors", "dhf_jscc_authors_snn", "dhf_jscc_cnn", "dhf_jscc_snn"]
+    specs = B.task_specs("stereo_jscc", four)
+    assert [s.name for s in specs] == four  # the order given
+    assert [s.role for s in specs] == ["authors' CNN", "seed's SNN", "ANN baseline", "SNN"]
+    assert B.task_specs("derain", four) == [] and B.task_specs("derain") == B.SUITES["derain"]
+    cfgs = [B.build_bench_config(s, "stereo_jscc", "authors", "cpu") for s in specs]
+    assert [c.model.name for c in cfgs] == four
+    for k in ("data.patch_size", "data.batch_size", "data.builtin", "train.epochs", "train.max_steps_per_epoch",
+              "optim.lr", "model.args.snr_db", "seed"):
+        assert len({repr(c.get_path(k)) for c in cfgs}) == 1, k  # same data, budget, rate and channel
+    assert (cfgs[0].data.patch_size, cfgs[0].data.batch_size, cfgs[0].optim.lr) == (32, 4, 2e-4)
+    with pytest.raises(ValueError, match="budget 'authors' covers the tasks stereo_jscc, not 'derain'"):
+        B.build_bench_config(B.SUITES["derain"][0], "derain", "authors")
+
+
 def test_warmup_keeps_its_fraction_and_user_overrides_win():
     snn, _, aecr = B.SUITES["dehaze"]
     c = B.build_bench_config(snn, "dehaze", "quick", extra=["optim.lr=0.5"])
@@ -251,6 +267,13 @@ def test_cli_unknown_task_and_bad_checkpoint_are_clear(monkeypatch, capsys, tmp_
     with pytest.raises(SystemExit):
         tool.main(["--tasks", "derain", "--checkpoint", "esdnet_tiny=esdnet_tiny"])
     assert "(shipped: none found)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        tool.main(["--tasks", "derain", "--models", "dhf_jscc_authors"])
+    assert "--models dhf_jscc_authors: not benchmarkable in tasks derain; choose from esdnet_tiny" in \
+        capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        tool.main(["--tasks", "derain", "--budget", "authors"])
+    assert "--budget authors covers the tasks stereo_jscc, not derain" in capsys.readouterr().err
 
 
 def test_micro_end_to_end(monkeypatch, tmp_path):
@@ -269,7 +292,7 @@ def test_micro_end_to_end(monkeypatch, tmp_path):
     for r in (snn, ann):  # the stated formula, from the reported columns
         dense = float(r["gmacs"]) * (1 - float(r["spike_mac_share"]))
         assert float(r["energy_mj"]) == pytest.approx(4.6 * dense + 0.9 * float(r["gsops"]), rel=1e-4)
-        assert r["train_steps"] == "2" and float(r["psnr"]) > 0
+        assert r["train_steps"] == "2" and float(r["psnr"]) > 0 and int(r["output_levels"]) >= 1
     text = (out / "benchmark.md").read_text()
     assert "MICRO budget" in text and "(degraded input)" in text
     assert "derain: crop 32, batch 2, 2 optimiser steps (1 epochs)" in text

@@ -6,6 +6,8 @@
     python tools/benchmark.py --tasks derain --checkpoint esdnet_tiny=runs/derain/x/esdnet_tiny_last.pth \\
         --checkpoint esdnet_tiny_ann=runs/derain/y/esdnet_tiny_ann_last.pth
     python tools/benchmark.py --tasks dehaze derain stereo_jscc --pretrained    # the shipped weights
+    python tools/benchmark.py --tasks stereo_jscc --budget authors --no-speed \
+        --models dhf_jscc_authors dhf_jscc_authors_snn dhf_jscc_cnn dhf_jscc_snn    # docs/JSCC.md
 
 For each task it trains with the engine (or loads with --checkpoint) the spiking model,
 its ANN twin and the ANN baseline on the same data with the same budget, evaluates all
@@ -25,14 +27,17 @@ from pathlib import Path
 
 import _bootstrap  # noqa: F401  (repository root on sys.path)
 
-from restoration.benchmark import BUDGETS, JSCC_SNRS, STATED_SIZE, SUITES  # noqa: E402
+from restoration.benchmark import BUDGETS, EXTRA_SPECS, JSCC_SNRS, STATED_SIZE, SUITES, task_specs  # noqa: E402
 
 EPILOG = """models per task:
 """ + "\n".join(f"  {t:12s} " + ", ".join(f"{s.name} ({s.role})" for s in specs) for t, specs in SUITES.items()) + """
+also benchmarkable with --models:
+""" + "\n".join(f"  {t:12s} " + ", ".join(f"{s.name} ({s.role})" for s in specs) for t, specs in EXTRA_SPECS.items()) + """
 
 budgets (what all models of a task share: data, crop, batch, optimiser steps, seed):
   quick  a smoke-level comparison, all three tasks in well under 30 minutes on 2 CPU cores
   full   each task's shipped CPU recipe (configs/<task>/*_cpu.yaml)
+  authors  stereo_jscc only: the four-way DHF-JSCC comparison of docs/JSCC.md sized for 2 CPU cores
 Each model keeps its own recipe's optimiser, loss and schedule shape.
 """
 
@@ -48,6 +53,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--speed-devices", nargs="+", default=None, metavar="DEV",
                    help="devices for the latency/memory measurements (default: cpu, and cuda when present)")
     p.add_argument("--out", help="run folder (default runs/benchmark/<budget>_<date-time>)")
+    p.add_argument("--models", nargs="+", default=None, metavar="MODEL",
+                   help="benchmark these models (in this order) instead of each task's suite: any of the suite "
+                        "and of the models listed below as benchmarkable with --models")
     p.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH",
                    help="use these weights for model NAME instead of training it (repeatable); PATH may be "
                         "the name of shipped weights, e.g. esdnet_tiny=esdnet_tiny (pretrained/MANIFEST.yaml)")
@@ -99,7 +107,7 @@ def shipped_weights(tasks) -> dict:
     (the first manifest entry of each model)."""
     from restoration.pretrained import list_pretrained, pretrained_info, pretrained_path
 
-    wanted = {s.name for t in tasks for s in SUITES[t]}
+    wanted = {s.name for t in tasks for s in SUITES[t] + EXTRA_SPECS.get(t, [])}
     out = {}
     for n in list_pretrained():
         model = pretrained_info(n)["model"]
@@ -122,6 +130,21 @@ def adopt_checkpoint_recipe(cfg, ck, model_name: str) -> None:
     cfg.model.args = Config(model.get("args") or {})
     if saved.get("loss"):
         cfg.loss = Config(saved["loss"])
+
+
+def output_levels(model, task, test_set, device, fn) -> int:
+    """Distinct 8-bit values in the model's output for the first held-out item: a collapsed
+    model (the DHF-JSCC-SNN seed reported 2-29) shows it at once."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from restoration.engine.evaluator import reset_state
+
+    batch = next(iter(DataLoader(test_set, batch_size=1)))
+    with torch.no_grad():
+        pred = task.forward(fn, batch, device)[0]
+    reset_state(model)
+    return int(torch.unique((pred.float().clamp(0, 1) * 255).round()).numel())
 
 
 def run_model(i, clock, task_name, spec, args, out, data_dirs, checkpoints, speed_devices, threads):
@@ -182,6 +205,7 @@ def run_model(i, clock, task_name, spec, args, out, data_dirs, checkpoints, spee
     s = res.summary
     row.update(n_test=len(test_set), psnr=s.get("psnr"), ssim=s.get("ssim"), ms_ssim=s.get("ms_ssim"),
                input_psnr=s.get("input_psnr"), input_ssim=s.get("input_ssim"), input_ms_ssim=s.get("input_ms_ssim"))
+    row["output_levels"] = output_levels(model, task, test_set, device, ev.model_fn(model))
     protocol = (", Y channel" if ev.y_channel else ", RGB") + (f", border {ev.crop_border}" if ev.crop_border else "")
 
     curve = None
@@ -229,7 +253,14 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     checkpoints = pairs(args.checkpoint, "--checkpoint", p)
     data_dirs = pairs(args.data_dir, "--data-dir", p)
-    known = {s.name for t in args.tasks for s in SUITES[t]}
+    for m in args.models or ():
+        if not any(task_specs(t, [m]) for t in args.tasks):
+            choices = sorted({s.name for t in args.tasks for s in SUITES[t] + EXTRA_SPECS.get(t, [])})
+            p.error(f"--models {m}: not benchmarkable in tasks {' '.join(args.tasks)}; choose from {', '.join(choices)}")
+    for t in args.tasks:
+        if t not in BUDGETS[args.budget]["tasks"]:
+            p.error(f"--budget {args.budget} covers the tasks {', '.join(BUDGETS[args.budget]['tasks'])}, not {t}")
+    known = {s.name for t in args.tasks for s in task_specs(t, args.models)}
     shipped = shipped_weights(args.tasks) if args.pretrained else {}
     for name, path in checkpoints.items():
         if name not in known:
@@ -279,7 +310,7 @@ def main(argv=None) -> int:
     load0 = os.getloadavg()
     machine = machine_line(threads)
     log.info(f"{command}\nmachine: {machine}\nload average at start: {load0[0]:.2f}\nrun folder: {out}")
-    plan = [(t, s) for t in args.tasks for s in SUITES[t] if s.name not in skipped]
+    plan = [(t, s) for t in args.tasks for s in task_specs(t, args.models) if s.name not in skipped]
     if skipped:
         log.info(f"--pretrained: no shipped weights for {', '.join(skipped)}; left out")
     clock = Clock(len(plan), log)
@@ -300,8 +331,10 @@ def main(argv=None) -> int:
     sp = budget["speed"]
     shares = []
     for t in args.tasks:
-        r = next(r for r in rows if r["task"] == t)
-        cfgb = B.build_bench_config(SUITES[t][0], t, args.budget, args.device, data_dirs.get(t), args.overrides)
+        r = next((r for r in rows if r["task"] == t), None)
+        if r is None:  # --models named none of this task's models
+            continue
+        cfgb = B.build_bench_config(next(s for t2, s in plan if t2 == t), t, args.budget, args.device, data_dirs.get(t), args.overrides)
         scale = (budget["tasks"].get(t) or {}).get("lr_scale")
         steps = sorted({r2.get("train_steps") for r2 in rows if r2["task"] == t and r2.get("train_steps")})
         shares.append(f"{t}: crop {cfgb.data.patch_size}, batch {cfgb.data.batch_size}, "

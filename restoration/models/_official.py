@@ -3,7 +3,8 @@
 The releases store weights in several ways: a bare state dict; a dict holding it under
 ``'state_dict'`` (DehazeSNN, next to optimizer and scheduler states), ``'model'``
 (AECR-Net, next to lists of PSNR/SSIM values), ``'params'`` / ``'params_ema'`` (BasicSR
-style) or ``'net'``; keys prefixed with ``module.`` when the model was wrapped in
+style), ``'net'`` or ``'model_state_dict'`` (DHF-JSCC's ``main22.py``, next to the
+optimizer state); keys prefixed with ``module.`` when the model was wrapped in
 ``DataParallel``. :func:`read_state_dict` finds the weights in any of these;
 :func:`load_official` builds a registered model and loads them with ``strict=True``,
 failing with one message that names the file and the keys that do not fit.
@@ -21,6 +22,8 @@ import torch.nn as nn
 WRAPPER_KEYS = ("state_dict", "model", "params_ema", "params", "net", "network", "model_state_dict")
 # Prefixes added by wrappers: DataParallel / DistributedDataParallel, torch.compile.
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+# Names of the authors' releases that are not registered model names.
+RELEASE_NAMES = {"dhf_jscc": "dhf_jscc_authors"}  # SunnyYoshimitsu/DHF-JSCC Image_coding(M=256, N2=25)
 
 
 def _numpy_safe_globals() -> List[type]:
@@ -146,12 +149,14 @@ def load_official(name: str, path, map_location="cpu", weights_only: bool = True
     """Build the registered model ``name`` (with ``overrides``) and load the weights of the
     checkpoint file ``path`` with ``strict=True``.
 
-    Reads the authors' formats (see the module docstring). The model is returned in
-    eval mode, ready for inference (as ``load_pretrained`` does); call ``.train()`` to
-    fine-tune it.
+    Reads the authors' formats (see the module docstring). ``name`` is a registered model
+    or a release name of :data:`RELEASE_NAMES` (``'dhf_jscc'``: the authors' DHF-JSCC).
+    The model is returned in eval mode (authors' weights are for inference first); call
+    ``.train()`` to fine-tune.
     """
     from ..registry import build_model
 
+    name = RELEASE_NAMES.get(name, name)
     state_dict = read_state_dict(path, map_location=map_location, weights_only=weights_only)
     model = build_model(name, **overrides)
     problem = state_dict_mismatch(model, state_dict)
