@@ -299,79 +299,11 @@ def cost_at_size(model: nn.Module, task, device, size: int, measured: Mapping[st
 
 # -- speed and memory in a fresh process -----------------------------------------------
 
+from .engine.memory import MALLOC_ENV, PeakMemory  # noqa: E402  (the engine owns memory measurement)
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def _maxrss_mb() -> float:
-    import resource
-
-    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: kilobytes
-    return kb / 1024.0 if sys.platform != "darwin" else kb / 2 ** 20
-
-
-def _rss_mb(field: str) -> Optional[float]:
-    """``VmRSS`` / ``VmHWM`` of /proc/self/status in MiB (None where there is no /proc)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return None
-
-
-def _reset_rss_peak() -> bool:
-    """Reset the resident high-water mark ``VmHWM`` (Linux >= 4.0: ``clear_refs`` 5).
-    ``ru_maxrss`` is no use in a child process: it also holds the parent's resident size
-    at the fork (kept across exec)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-# glibc keeps freed blocks and raises its mmap threshold as large blocks are freed, so a
-# step after a warm-up reuses pages already resident and would show almost no growth.
-# The memory process fixes the threshold: tensors >= 128 KiB are mapped and unmapped.
-MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
-CPU_MEMORY_METHOD = ("peak resident set above the resident set after one warm-up step (VmHWM of /proc/self/status, "
-                     "reset with /proc/self/clear_refs), in a separate process with glibc's mmap threshold fixed "
-                     "at 128 KiB so that freed tensors leave the resident set")
-CPU_MEMORY_FALLBACK = "growth of ru_maxrss after one warm-up step (a lower bound: VmHWM could not be reset)"
-CUDA_MEMORY_METHOD = "torch.cuda.max_memory_allocated above the memory allocated after one warm-up step"
-
-
-class _Peak:
-    """Peak memory of a block above what is in use when it starts."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-
-    def __enter__(self):
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self.base = torch.cuda.memory_allocated(self.device)
-            self.method = CUDA_MEMORY_METHOD
-        elif _rss_mb("VmRSS") is not None and _reset_rss_peak():
-            self.base, self.method = _rss_mb("VmRSS"), CPU_MEMORY_METHOD
-        else:
-            self.base, self.method = _maxrss_mb(), CPU_MEMORY_FALLBACK
-        return self
-
-    def __exit__(self, *exc):
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            self.mb = (torch.cuda.max_memory_allocated(self.device) - self.base) / 2 ** 20
-        elif self.method == CPU_MEMORY_METHOD:
-            self.mb = max(0.0, (_rss_mb("VmHWM") or 0.0) - self.base)
-        else:
-            self.mb = max(0.0, _maxrss_mb() - self.base)
 
 
 def _median_time(step: Callable[[], None], device: torch.device, warmup: int, repeats: int) -> float:
@@ -391,9 +323,9 @@ def _peak_mb(step: Callable[[], None], device: torch.device):
     """(MB, method): one warm-up call (weights, optimiser state and the code pages the
     first call maps are then in place), then the peak of one more call above that."""
     step()
-    with _Peak(device) as peak:
+    with PeakMemory(device) as peak:
         step()
-    return peak.mb, peak.method
+    return peak.bytes / 2 ** 20, peak.method
 
 
 def _steps(cfg_path: str, checkpoint: Optional[str], size: int, patch: int, batch: int, throughput_batch: int,

@@ -28,6 +28,7 @@ from ..errors import UserError
 from ..metrics import psnr as psnr_metric, ssim as ssim_metric
 from .evaluator import SSIM_MIN_SIDE, Evaluator, model_size_multiple, tile_count
 from .log import get_logger, use_tty_progress
+from .memory import PeakMemory, return_freed_memory, rss_bytes
 
 _UNITS = {"": 1, "k": 2 ** 10, "m": 2 ** 20, "g": 2 ** 30, "t": 2 ** 40}
 
@@ -62,48 +63,17 @@ def check_outputs(inputs: Sequence[Path], names: Sequence[str], out_dir: Path, o
                         f"them, or choose another --output folder")
 
 
-def _peak_probe_supported() -> bool:
-    return os.path.exists("/proc/self/clear_refs")
-
-
-def _rss_bytes(field_name: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1]) * 1024
-    raise OSError(f"{field_name} not in /proc/self/status")
-
-
 def current_rss() -> int:
     """Resident memory of this process (0 where /proc is not available)."""
-    try:
-        return _rss_bytes("VmRSS")
-    except OSError:
-        return 0
+    return rss_bytes() or 0
 
 
 def _forward_peak(fn: Callable, x: torch.Tensor) -> Optional[int]:
     """Extra memory one forward of ``x`` needs at its peak, in bytes, or None when the
-    platform cannot tell. CUDA: the allocator's peak. CPU (Linux): the resident-memory
-    high-water mark, reset just before (``/proc/self/clear_refs``)."""
-    with torch.no_grad():
-        if x.is_cuda:
-            torch.cuda.synchronize(x.device)
-            torch.cuda.reset_peak_memory_stats(x.device)
-            before = torch.cuda.memory_allocated(x.device)
-            fn(x)
-            torch.cuda.synchronize(x.device)
-            return torch.cuda.max_memory_allocated(x.device) - before
-        if not _peak_probe_supported():
-            return None
-        try:
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")  # reset the peak (VmHWM) to the current resident size
-            before = _rss_bytes("VmRSS")
-            fn(x)
-            return max(0, _rss_bytes("VmHWM") - before)
-        except OSError:
-            return None
+    platform cannot tell (see :mod:`restoration.engine.memory`)."""
+    with torch.no_grad(), PeakMemory(x.device) as peak:
+        fn(x)
+    return int(peak.bytes) if peak.exact else None
 
 
 # Used where the peak cannot be measured: about twice what the shipped models need.
@@ -217,6 +187,8 @@ def restore_folder(task, cfg, model: torch.nn.Module, dataset, out_dir: Path, de
     budget = None
     need: Optional[MemoryModel] = None
     report = InferReport()
+    if max_memory is not None and device.type == "cpu":
+        return_freed_memory()  # freed tiles leave the process: the measured peaks are the real ones
     bars = _Bars(len(dataset))
     t0 = time.time()
     was_training = model.training
