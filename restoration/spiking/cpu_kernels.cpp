@@ -375,6 +375,19 @@ struct LifArgs {
     int surrogate, detach, threads;
 };
 
+// One step of the charge/fire/reset recurrence over nl lanes; writes the spike (forward)
+// or h (the backward's recomputation) to out. Separate functions with restrict pointers
+// so that the compiler vectorises them without aliasing checks.
+template <class T, int KIND, bool MUL, bool HARD, bool STORE_H>
+void lif_step(const T* __restrict__ xt, T* __restrict__ v, T* __restrict__ out, i64 nl, T c, T c2, T vr, T vth) {
+    for (i64 i = 0; i < nl; ++i) {
+        const T h = charge<T, KIND, MUL>(v[i], xt[i], c, c2, vr);
+        const T s = (h - vth) >= T(0) ? T(1) : T(0);
+        out[i] = STORE_H ? h : s;
+        v[i] = reset<T, HARD>(h, s, vr, vth);
+    }
+}
+
 template <class T, int KIND, bool MUL, bool HARD>
 void lif_forward_t(const T* x, const T* vinit, T* spikes, T* vfinal, const LifArgs& a) {
     const T c = (T)a.c, c2 = (T)a.c2, vr = (T)a.vr, vth = (T)a.vth, v0 = (T)a.vinit_s;
@@ -386,27 +399,40 @@ void lif_forward_t(const T* x, const T* vinit, T* spikes, T* vfinal, const LifAr
         for (i64 blk = b; blk < e; ++blk) {
             const i64 i0 = blk * LIF_LANES, nl = std::min(LIF_LANES, M - i0);
             for (i64 i = 0; i < nl; ++i) v[i] = vinit ? vinit[i0 + i] : v0;
-            for (i64 t = 0; t < steps; ++t) {
-                const T* xt = x + t * M + i0;
-                T* st = spikes + t * M + i0;
-                for (i64 i = 0; i < nl; ++i) {
-                    const T h = charge<T, KIND, MUL>(v[i], xt[i], c, c2, vr);
-                    const T s = (h - vth) >= T(0) ? T(1) : T(0);
-                    st[i] = s;
-                    v[i] = reset<T, HARD>(h, s, vr, vth);
-                }
-            }
-            if (vfinal)
-                for (i64 i = 0; i < nl; ++i) vfinal[i0 + i] = v[i];
+            for (i64 t = 0; t < steps; ++t)
+                lif_step<T, KIND, MUL, HARD, false>(x + t * M + i0, v.data(), spikes + t * M + i0, nl, c, c2, vr, vth);
+            if (vfinal) std::memcpy(vfinal + i0, v.data(), sizeof(T) * nl);
         }
     });
 }
+
+// exp for float in plain arithmetic (Cephes' expf polynomial), so that the loop around it
+// vectorises; within 2 ulp of std::exp, which is what gradients "equal up to rounding" allow.
+inline float exp_vec(float x) {
+    x = std::min(std::max(x, -87.0f), 88.0f);
+    const float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+    const float n = (x * 1.44269504088896341f + shifter) - shifter;
+    const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+    float p = 1.9875691500E-4f;
+    p = p * r + 1.3981999507E-3f;
+    p = p * r + 8.3334519073E-3f;
+    p = p * r + 4.1665795894E-2f;
+    p = p * r + 1.6666665459E-1f;
+    p = p * r + 5.0000001201E-1f;
+    p = p * (r * r) + r + 1.0f;
+    const int bits = ((int)n + 127) << 23;
+    float scale;
+    std::memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+inline double exp_vec(double x) { return std::exp(x); }
 
 // Surrogate derivatives, as SpikingJelly's surrogate.ATan / surrogate.Sigmoid:
 //   atan:    alpha / 2 / (1 + (pi / 2 * alpha * z)^2)
 //   sigmoid: alpha * sig(alpha z) * (1 - sig(alpha z))
 template <class T>
-inline void surrogate_grad(const T* h, T* sg, i64 nl, T vth, int kind, T alpha) {
+void surrogate_grad(const T* __restrict__ h, T* __restrict__ sg, i64 nl, T vth, int kind, T alpha) {
     if (kind == 0) {
         const T half_alpha = alpha / T(2), k = T(M_PI / 2) * alpha;
         for (i64 i = 0; i < nl; ++i) {
@@ -415,7 +441,7 @@ inline void surrogate_grad(const T* h, T* sg, i64 nl, T vth, int kind, T alpha) 
         }
     } else {
         for (i64 i = 0; i < nl; ++i) {
-            const T e = T(1) / (T(1) + std::exp(-alpha * (h[i] - vth)));
+            const T e = T(1) / (T(1) + exp_vec(-alpha * (h[i] - vth)));
             sg[i] = alpha * (T(1) - e) * e;
         }
     }
@@ -424,6 +450,36 @@ inline void surrogate_grad(const T* h, T* sg, i64 nl, T vth, int kind, T alpha) 
 // Adjoint, with dv = dL/dv_t (v after the reset; starts at dL/dv_final):
 //   dh = g_t * sg_t + dv * dv_t/dh_t,   dv_t/dh_t = hard: (1 - s) + (vr - h) sg,  soft: 1 - vth sg
 //   (no sg term with detach_reset); dx_t = dh * dhdx; dv <- dh * dhdv; dk += dh * dh/dk.
+template <class T, bool HARD>
+void lif_adjoint_step(const T* __restrict__ ht, const T* __restrict__ gt, T* __restrict__ sg, T* __restrict__ dv,
+                      T* __restrict__ dxt, i64 nl, T vr, T vth, T rs, T dhdx, T dhdv) {
+    for (i64 i = 0; i < nl; ++i) {
+        const T h = ht[i], sgi = sg[i];
+        const T s = (h - vth) >= T(0) ? T(1) : T(0);
+        const T dvdh = HARD ? (T(1) - s) + rs * (vr - h) * sgi : T(1) - rs * vth * sgi;
+        const T dh = gt[i] * sgi + dv[i] * dvdh;
+        dxt[i] = dh * dhdx;
+        dv[i] = dh * dhdv;
+        sg[i] = dh;  // kept for the k term
+    }
+}
+
+// PLIF: acc += dh_t * dh_t/dk, with v_{t-1} from h_{t-1} (or v_init at t = 0)
+template <class T, int KIND, bool HARD>
+void lif_k_step(const T* __restrict__ xt, const T* __restrict__ hp, const T* __restrict__ vinit, T v0,
+                const T* __restrict__ dh, T* __restrict__ acc, i64 nl, T vr, T vth) {
+    for (i64 i = 0; i < nl; ++i) {
+        T vp;
+        if (hp) {
+            const T s = (hp[i] - vth) >= T(0) ? T(1) : T(0);
+            vp = reset<T, HARD>(hp[i], s, vr, vth);
+        } else {
+            vp = vinit ? vinit[i] : v0;
+        }
+        acc[i] += dh[i] * charge_dk<T, KIND>(vp, xt[i], vr);
+    }
+}
+
 template <class T, int KIND, bool MUL, bool HARD>
 void lif_backward_t(const T* x, const T* vinit, const T* gs, const T* gv, T* dx, T* dvinit, double* part_k,
                     const LifArgs& a) {
@@ -440,51 +496,23 @@ void lif_backward_t(const T* x, const T* vinit, const T* gs, const T* gv, T* dx,
         for (i64 blk = b; blk < e; ++blk) {
             const i64 i0 = blk * LIF_LANES, nl = std::min(LIF_LANES, M - i0);
             for (i64 i = 0; i < nl; ++i) v[i] = vinit ? vinit[i0 + i] : v0;
-            for (i64 t = 0; t < steps; ++t) {
-                const T* xt = x + t * M + i0;
-                T* ht = hbuf.data() + t * LIF_LANES;
-                for (i64 i = 0; i < nl; ++i) {
-                    const T h = charge<T, KIND, MUL>(v[i], xt[i], c, c2, vr);
-                    const T s = (h - vth) >= T(0) ? T(1) : T(0);
-                    ht[i] = h;
-                    v[i] = reset<T, HARD>(h, s, vr, vth);
-                }
-            }
+            for (i64 t = 0; t < steps; ++t)
+                lif_step<T, KIND, MUL, HARD, true>(x + t * M + i0, v.data(), hbuf.data() + t * LIF_LANES, nl, c, c2,
+                                                   vr, vth);
             for (i64 i = 0; i < nl; ++i) {
                 dv[i] = gv ? gv[i0 + i] : T(0);
                 acc[i] = T(0);
             }
             for (i64 t = steps - 1; t >= 0; --t) {
                 const T* ht = hbuf.data() + t * LIF_LANES;
-                const T* gt = gs + t * M + i0;
-                T* dxt = dx + t * M + i0;
                 surrogate_grad(ht, sg.data(), nl, vth, a.surrogate, alpha);
-                for (i64 i = 0; i < nl; ++i) {
-                    const T h = ht[i];
-                    const T s = (h - vth) >= T(0) ? T(1) : T(0);
-                    const T dvdh = HARD ? (T(1) - s) + rs * (vr - h) * sg[i] : T(1) - rs * vth * sg[i];
-                    const T dh = gt[i] * sg[i] + dv[i] * dvdh;
-                    dxt[i] = dh * dhdx;
-                    dv[i] = dh * dhdv;
-                    sg[i] = dh;  // kept for the k term below
-                }
-                if (want_k) {
-                    const T* xt = x + t * M + i0;
-                    const T* hp = hbuf.data() + (t - 1) * LIF_LANES;
-                    for (i64 i = 0; i < nl; ++i) {
-                        T vp;  // v_{t-1}
-                        if (t > 0) {
-                            const T s = (hp[i] - vth) >= T(0) ? T(1) : T(0);
-                            vp = reset<T, HARD>(hp[i], s, vr, vth);
-                        } else {
-                            vp = vinit ? vinit[i0 + i] : v0;
-                        }
-                        acc[i] += sg[i] * charge_dk<T, KIND>(vp, xt[i], vr);
-                    }
-                }
+                lif_adjoint_step<T, HARD>(ht, gs + t * M + i0, sg.data(), dv.data(), dx + t * M + i0, nl, vr, vth,
+                                          rs, dhdx, dhdv);
+                if (want_k)
+                    lif_k_step<T, KIND, HARD>(x + t * M + i0, t > 0 ? ht - LIF_LANES : nullptr,
+                                              vinit ? vinit + i0 : nullptr, v0, sg.data(), acc.data(), nl, vr, vth);
             }
-            if (dvinit)
-                for (i64 i = 0; i < nl; ++i) dvinit[i0 + i] = dv[i];
+            if (dvinit) std::memcpy(dvinit + i0, dv.data(), sizeof(T) * nl);
             if (want_k)
                 for (i64 i = 0; i < nl; ++i) dk += acc[i];
         }
