@@ -130,6 +130,26 @@ def train_rows(args, device):
     return out
 
 
+def thread_rows(args, device):
+    """Each task's default SNN training step (backend 'auto') at each of ``--compare-threads``,
+    interleaved in one run: {task: {threads: seconds}}."""
+    from restoration.benchmark import SUITES, _steps, build_bench_config
+
+    out = []
+    for task, snn, _ in TWINS:
+        spec = next(s for s in SUITES[task] if s.name == snn)
+        cfg = build_bench_config(spec, task, "full", device=str(device))
+        _, _, step = _steps(cfg, None, 64, int(cfg.data.patch_size), int(cfg.data.batch_size), 1, str(device))
+        fns = {}
+        for n in args.compare_threads:
+            def run(n=n):
+                torch.set_num_threads(n)
+                step()
+            fns[n] = run
+        out.append((task, snn, interleaved(fns, device, args.train_warmup, args.train_repeats)))
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
@@ -145,6 +165,9 @@ def main(argv=None):
     p.add_argument("--skip-train", action="store_true", help="leave out the training-step comparison")
     p.add_argument("--train-warmup", type=int, default=2)
     p.add_argument("--train-repeats", type=int, default=10)
+    p.add_argument("--compare-threads", type=int, nargs="+", metavar="N",
+                   help="instead of everything else: each task's SNN training step at these torch thread "
+                        "counts, interleaved (e.g. --compare-threads 1 2)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -155,6 +178,17 @@ def main(argv=None):
           f"torch {torch.__version__} ({torch.get_num_threads()} threads), device {device}"
           + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
           + ("" if device.type != "cpu" else f"; C++ kernels {'built' if cpp else 'NOT available'}"))
+    if args.compare_threads:
+        print("\nTraining step at each thread count (backend 'auto'), interleaved rounds\n")
+        base = args.compare_threads[0]
+        print("| task | model | " + " | ".join(f"{n} threads (ms)" for n in args.compare_threads)
+              + " | " + " | ".join(f"{n} vs {base}" for n in args.compare_threads[1:]) + " |")
+        print("|---|---|" + "---:|" * (2 * len(args.compare_threads) - 1))
+        for task, snn, times in thread_rows(args, device):
+            print(f"| {task} | {snn} | " + " | ".join(f"{times[n] * 1e3:.0f}" for n in args.compare_threads)
+                  + " | " + " | ".join(f"{times[n] / times[base]:.2f}x" for n in args.compare_threads[1:]) + " |")
+        print(f"\n# load average {os.getloadavg()[0]:.2f} at the end")
+        return
     for title, times in kernel_rows(args, device):
         floor, clone = times["memory floor (2x add)"], times["clone"]
         print(f"\n{title}, float32, forward + backward\n")

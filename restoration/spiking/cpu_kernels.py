@@ -46,7 +46,7 @@ def build(out_dir: Optional[Path] = None) -> Path:
     return host_kernels.compile_library(
         "snn_cpu_kernels", SOURCE_PATH.read_text(), FLAGS, out_dir,
         announce="building the CPU spiking kernels (OLIF, multi-step LIF) once with the C++ "
-                 "compiler; this takes about 30 s")
+                 "compiler; this takes about a minute on 2 cores")
 
 
 def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:

@@ -8,14 +8,16 @@ of CUDA blocks: thread k of K runs the kernel's loop over the k-th contiguous ch
 the range; each "CUDA thread" owns one whole group of ``lif`` pixels, so no two
 threads write the same element.
 
-It is not a dispatch target: on the 2-core AMD EPYC of docs/BENCHMARKS.md it ran
-slower than the torch path (the one-thread-per-group layout that coalesces on a GPU
-walks memory badly on a CPU). ``tools/bench_spiking.py`` still reports it.
+It is not a dispatch target: its one-thread-per-group layout coalesces on a GPU but
+walks memory badly on a CPU. The CPU's fast path is ``cpu_kernels.py`` (a separate
+source written for the CPU), built by the same machinery.
 
-The library is built once per kernel-source hash into
-``~/.cache/snn-restoration/kernels`` (``SNN_RESTORATION_CACHE`` overrides), written to
-a temporary name and renamed. Where no compiler is found or the build fails,
-:func:`available` is False and the tests that need it are skipped.
+This module owns that machinery: :func:`compile_library` compiles a C++ source with the
+system compiler (``$CXX``, else g++/c++/clang++) into ``~/.cache/snn-restoration/kernels``
+(``SNN_RESTORATION_CACHE`` overrides), one file per hash of source, flags and host CPU,
+written to a temporary name and renamed; it announces a build on stderr. Where no
+compiler is found or the build fails, :func:`available` is False and the tests that need
+it are skipped.
 """
 from __future__ import annotations
 
