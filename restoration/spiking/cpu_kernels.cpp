@@ -69,7 +69,8 @@ void olif_fwd_lanes(const T* __restrict__ x, T* __restrict__ y, i64 stride, int 
 }
 
 // Backward (the rules of the CUDA kernel): a_j = g_j if s_j else tau * a_{j+1}; dx_j = a_j;
-// dvth += g_j and dtau += a_{j+1} * u_j over the non-spiking j. ubuf: lif * nl, work: 3 * nl.
+// dvth += g_j and dtau += a_{j+1} * u_j over the non-spiking j. Any lif: u of the group in ubuf
+// (lif * nl), lane arrays adj, acc_tau, acc_vth (nl each); sums added into d_tau, d_vth per lane.
 template <class T>
 void olif_bwd_lanes(const T* __restrict__ x, const T* __restrict__ g, T* __restrict__ dx, i64 stride, int lif,
                     i64 nl, T tau, T vth, T* __restrict__ ubuf, T* __restrict__ adj, T* __restrict__ acc_tau,
@@ -324,7 +325,8 @@ void olif_backward(const T* x, const T* g, T* dx, double* part_tau, double* part
                     to_lanes_any(x + off + g0 * lif, xb.data(), OLIF_LANES, lif, nl);
                     to_lanes_any(g + off + g0 * lif, gb.data(), OLIF_LANES, lif, nl);
                     olif_bwd_any(xb.data(), gb.data(), db.data(), OLIF_LANES, lif, nl, tau, vth, ubuf.data(),
-                                   work.data(), work.data() + OLIF_LANES, work.data() + 2 * OLIF_LANES, dt.data(), dv.data());
+                                 work.data(), work.data() + OLIF_LANES, work.data() + 2 * OLIF_LANES, dt.data(),
+                                 dv.data());
                     from_lanes_any(db.data(), dx + off + g0 * lif, OLIF_LANES, lif, nl);
                 }
                 if (rest) std::memcpy(dx + off + full, g + off + full, sizeof(T) * rest);
