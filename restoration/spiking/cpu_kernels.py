@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import math
 import os
 import warnings
 from pathlib import Path
@@ -135,9 +134,6 @@ def olif_cpp(x: torch.Tensor, tau: torch.Tensor, vth: torch.Tensor, lif: int, di
 
 # ---- multi-step LIF / PLIF ---------------------------------------------------------------
 
-SURROGATE_CODES = {"ATan": 0, "Sigmoid": 1}
-
-
 def surrogate_code(fn) -> Optional[int]:
     """0 (ATan) or 1 (Sigmoid) for SpikingJelly's spiking surrogates of those classes, else None."""
     from spikingjelly.activation_based import surrogate
@@ -172,7 +168,7 @@ class MultiStepLIFFunction(torch.autograd.Function):
             dhdv, dhdx = c2, (c if decay_input else 1.0)
         v0 = v_init.contiguous() if v_init is not None else None
         spikes = torch.empty_like(x)
-        v_final = torch.empty_like(x[0]) if steps else (v0.clone() if v0 is not None else None)
+        v_final = torch.empty_like(x[0])  # supports() keeps T = 0 on the torch path
         if steps and lanes:
             rc = getattr(_library(), f"snn_lif_forward_{dtype}")(
                 _ptr(x), _ptr(v0), _ptr(spikes), _ptr(v_final), steps, lanes, kind, mul, int(hard), c, c2,
@@ -262,7 +258,7 @@ def supports(node, x_seq: torch.Tensor) -> bool:
         return False
     if getattr(node, "store_v_seq", False) or surrogate_code(node.surrogate_function) is None:
         return False
-    if x_seq.device.type != "cpu" or x_seq.dtype not in DTYPES or x_seq.dim() < 2:
+    if x_seq.device.type != "cpu" or x_seq.dtype not in DTYPES or x_seq.dim() < 2 or x_seq.shape[0] == 0:
         return False
     v = node.v
     if isinstance(v, torch.Tensor) and (v.shape != x_seq.shape[1:] or v.dtype != x_seq.dtype
