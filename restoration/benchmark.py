@@ -330,14 +330,15 @@ def _peak_mb(step: Callable[[], None], device: torch.device):
 
 def _steps(cfg_path: str, checkpoint: Optional[str], size: int, patch: int, batch: int, throughput_batch: int,
            device: str):
-    """(device, inference step factory, training step) for the model of a benchmark config."""
+    """(device, inference step factory, training step) for the model of a benchmark config
+    (``cfg_path``: a YAML path or an already built :class:`Config`)."""
     from .engine.checkpoint import load_checkpoint, model_state_from
     from .engine.evaluator import reset_state
     from .engine.optim import build_optimizer
     from .engine.trainer import build_model_from_config
     from .registry import build_task
 
-    cfg = load_config(cfg_path)
+    cfg = cfg_path if isinstance(cfg_path, Config) else load_config(cfg_path)
     dev = torch.device(device)
     task = build_task(cfg.task, **dict(cfg.task_args or {}))
     torch.manual_seed(0)
@@ -371,6 +372,7 @@ def _steps(cfg_path: str, checkpoint: Optional[str], size: int, patch: int, batc
         if clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), float(clip))
         opt.step()
+    train_step.model = model  # for callers that adjust it (tools/bench_spiking.py sets the backend)
     return dev, infer, train_step
 
 

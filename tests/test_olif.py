@@ -238,13 +238,118 @@ def test_kernel_source_matches_torch_on_host(host_build, monkeypatch, threads, l
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
-def test_kernel_source_compiles_for_cuda(tmp_path):
+def _nvcc_arches(nvcc):
+    out = subprocess.run([nvcc, "--list-gpu-arch"], capture_output=True, text=True)
+    return set(out.stdout.split()) if out.returncode == 0 else None
+
+
+@pytest.mark.parametrize("arch", ["sm_70", "sm_80", "sm_90"])
+def test_kernel_source_compiles_for_cuda(tmp_path, arch):
+    """The CuPy kernels' CUDA text compiles to PTX, so a syntax or type error shows without a GPU."""
     nvcc = shutil.which("nvcc")
     if nvcc is None:
         pytest.skip("nvcc not installed")
+    arches = _nvcc_arches(nvcc)
+    if arches is not None and arch.replace("sm_", "compute_") not in arches:
+        pytest.skip(f"this nvcc cannot target {arch} (CUDA 13 dropped architectures below sm_75)")
     for ctype in ("float", "double"):
         src = tmp_path / f"olif_{ctype}.cu"
         src.write_text(cupy_kernels.kernel_source(ctype))
-        out = subprocess.run([nvcc, "--ptx", "-o", str(tmp_path / f"olif_{ctype}.ptx"), str(src)],
+        out = subprocess.run([nvcc, f"-arch={arch}", "-ptx", "--std=c++14", "-o",
+                              str(tmp_path / f"olif_{ctype}_{arch}.ptx"), str(src)],
                              capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
+        assert ".entry olif_forward_" in (tmp_path / f"olif_{ctype}_{arch}.ptx").read_text()
+
+
+# --- The C++ CPU path (cpu_kernels.cpp), chosen by backend='auto' on the CPU ------------
+
+from restoration.spiking import cpu_kernels  # noqa: E402
+
+cpp = pytest.mark.skipif(not cpu_kernels.available(), reason="the C++ CPU kernels could not be built here")
+
+
+def _run(fn, x, g, tau_v, vth_v, lif, dim):
+    xx = x.clone().requires_grad_(True)
+    tau = torch.tensor([tau_v], dtype=x.dtype, requires_grad=True)
+    vth = torch.tensor([vth_v], dtype=x.dtype, requires_grad=True)
+    y = fn(xx, tau, vth, lif, dim)
+    (y * g).sum().backward()
+    return y, xx.grad, tau.grad, vth.grad
+
+
+def _assert_cpp_equals_torch(x, g, tau_v, vth_v, lif, dim):
+    ref = _run(olif_torch, x, g, tau_v, vth_v, lif, dim)
+    got = _run(lambda *a: olif(*a, backend="cpp"), x, g, tau_v, vth_v, lif, dim)
+    assert torch.equal(ref[0], got[0])  # the forward is bit-identical
+    # dx: equal up to the torch path's rounding of s*g + (1-s)*tau*a; the parameter gradients
+    # are sums in a different order (per-lane partial sums added in float64)
+    torch.testing.assert_close(got[1], ref[1])
+    sums = dict(rtol=1e-4, atol=1e-4) if x.dtype == torch.float32 else dict(rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(got[2], ref[2], **sums)
+    torch.testing.assert_close(got[3], ref[3], **sums)
+
+
+@cpp
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("lif", [1, 2, 3, 4, 7, 8])
+@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("shape", [(2, 3, 9, 11), (1, 2, 16, 5), (1, 1, 3, 3), (1, 2, 37, 301)])
+def test_cpp_matches_torch(dtype, lif, dim, shape):
+    gen = torch.Generator().manual_seed(lif * 13 + dim)
+    x = (torch.randn(shape, generator=gen, dtype=torch.float64) * 0.5).to(dtype)
+    g = torch.randn(shape, generator=gen, dtype=torch.float64).to(dtype)
+    _assert_cpp_equals_torch(x, g, 0.6, 0.2, lif, dim)
+
+
+@cpp
+@pytest.mark.parametrize("dim", [2, 3])
+def test_cpp_threshold_boundary(dim):
+    """Membrane potentials exactly at the threshold (dyadic values: every sum is exact) do not spike."""
+    gen = torch.Generator().manual_seed(dim)
+    values = torch.tensor([0.25, 0.125, 0.375, 0.0, -0.25])
+    x = values[torch.randint(0, 5, (2, 3, 12, 10), generator=gen)]
+    g = torch.randn(x.shape, generator=gen)
+    for lif in (2, 4):
+        _assert_cpp_equals_torch(x, g, 0.5, 0.25, lif, dim)
+    # u = 0.25 = vth: silent (output vth, potential carried); u = 0.5 * 0.25 + 0.25 fires; reset; silent...
+    y = olif(torch.full((1, 1, 4, 4), 0.25), 0.5, 0.25, 4, dim, backend="cpp")
+    want = torch.tensor([0.25, 0.375, 0.25, 0.375])
+    assert torch.equal(y[0, 0, :, 0] if dim == 2 else y[0, 0, 0], want)
+
+
+@cpp
+@pytest.mark.parametrize("threads", [1, 2])
+def test_cpp_threads_agree(threads):
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(3, 8, 40, 36, generator=gen)
+    g = torch.randn(x.shape, generator=gen)
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for dim in (2, 3):
+            _assert_cpp_equals_torch(x, g, 0.25, 0.25, 4, dim)
+    finally:
+        torch.set_num_threads(old)
+
+
+@cpp
+@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("lif", [1, 3, 4])
+def test_cpp_gradcheck(dim, lif):
+    x = _away_from_threshold((1, 2, 7, 6), 0.3, lif, dim, seed=lif * 10 + dim).requires_grad_(True)
+    tau = torch.tensor([0.4], dtype=torch.float64, requires_grad=True)
+    vth = torch.tensor([0.3], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b, c: olif(a, b, c, lif, dim, backend="cpp"), (x, tau, vth),
+                                    eps=1e-6, atol=1e-6)
+
+
+@cpp
+def test_auto_picks_cpp_on_cpu_for_float32_and_float64_only(monkeypatch):
+    calls = []
+    real = cpu_kernels.OLIFFunction.apply
+    monkeypatch.setattr(cpu_kernels.OLIFFunction, "apply", lambda *a: calls.append(a[0].dtype) or real(*a))
+    m = OLIF(lif=4, dim=3)
+    for dtype in (torch.float32, torch.float64, torch.bfloat16):
+        m.to(dtype)(torch.randn(1, 2, 8, 8, dtype=dtype))
+    assert calls == [torch.float32, torch.float64]

@@ -2,11 +2,12 @@
 import pytest
 import torch
 import torch.nn as nn
-from spikingjelly.activation_based import functional, layer, neuron
+from spikingjelly.activation_based import functional, layer, neuron, surrogate
 
 import restoration
 from restoration.registry import Registry
 from restoration.spiking import LIF, OLIF, PLIF, FiringRateMonitor, resolve_backend, set_backend, to_ann
+from restoration.spiking.backend import cpp_available
 
 
 def lif_reference(x_seq, tau, v_th, decay_input):
@@ -53,7 +54,9 @@ def test_plif_learns_tau():
 
 def test_backend_resolution():
     cpu = torch.zeros(1)
-    assert resolve_backend("auto", cpu) == "torch"
+    # 'auto' on the CPU: the C++ kernels for float32/float64 where they could be built
+    assert resolve_backend("auto", cpu) == ("cpp" if cpp_available() else "torch")
+    assert resolve_backend("auto", cpu.half()) == "torch"
     assert resolve_backend("torch", cpu) == "torch"
     with pytest.raises(ValueError, match="unknown spiking backend"):
         resolve_backend("numba", cpu)
@@ -147,3 +150,94 @@ def test_registry_errors_and_plugins():
         reg.register("RoundWidget", obj=lambda: None)
     with pytest.raises(KeyError, match="Registered models"):
         restoration.build_model("no_such_model")
+
+
+# --- The C++ CPU path of the multi-step LIF/PLIF (cpu_kernels.cpp) ----------------------
+
+import itertools  # noqa: E402
+
+from restoration.spiking import cpu_kernels  # noqa: E402
+
+cpp = pytest.mark.skipif(not cpu_kernels.available(), reason="the C++ CPU kernels could not be built here")
+
+CONFIGS = list(itertools.product(("lif", "plif"), (True, False), (0.0, None, -0.3), ("atan", "sigmoid"),
+                                 (False, True)))
+
+
+def _run_node(backend, kind, decay_input, v_reset, surr, detach, training, x, g, dtype):
+    common = dict(v_threshold=0.4, v_reset=v_reset, decay_input=decay_input, surrogate_function=surr,
+                  detach_reset=detach, backend=backend)
+    node = (LIF(tau=2.0, **common) if kind == "lif" else PLIF(init_tau=1.7, **common)).to(dtype)
+    node.train(training)
+    xx = x.clone().requires_grad_(True)
+    s1 = node(xx)
+    s2 = node(xx * 0.5)  # the second call starts from the membrane potential the first left
+    v = node.v
+    if training:
+        ((s1 * g).sum() + (s2 * g).sum() + v.sum()).backward()
+    return s1, s2, v.detach(), xx.grad, node.w.grad if kind == "plif" else None
+
+
+@cpp
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("kind,decay_input,v_reset,surr,detach", CONFIGS)
+def test_cpp_lif_equals_spikingjelly_torch(kind, decay_input, v_reset, surr, detach, training, dtype):
+    gen = torch.Generator().manual_seed(7)
+    x = (torch.rand(5, 3, 7, 9, generator=gen, dtype=torch.float64) * 1.6 - 0.2).to(dtype)
+    g = torch.randn(x.shape, generator=gen, dtype=torch.float64).to(dtype)
+    ref = _run_node("torch", kind, decay_input, v_reset, surr, detach, training, x, g, dtype)
+    got = _run_node("cpp", kind, decay_input, v_reset, surr, detach, training, x, g, dtype)
+    for a, b in zip(ref[:3], got[:3]):  # spikes of both calls and the final potential: bit-identical
+        assert torch.equal(a, b)
+    if training:
+        tol = dict(rtol=1e-4, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(got[3], ref[3], **tol)
+        if kind == "plif":
+            torch.testing.assert_close(got[4], ref[4], **tol)
+
+
+@cpp
+@pytest.mark.parametrize("decay_input", [True, False])
+def test_cpp_lif_threshold_boundary(decay_input):
+    """A membrane potential exactly at the threshold fires (h - vth >= 0), on both paths."""
+    vth = 0.5
+    # decay_input: h = v + (x - v) / 2, so x = 1.0 puts h exactly on vth from rest; else x = 0.5
+    on = 1.0 if decay_input else 0.5
+    x = torch.tensor([on, 0.0, on, on / 2, on / 4]).reshape(5, 1).repeat(1, 6)
+    x[:, ::2] *= 0.5  # half the neurons stay just below
+    outs = []
+    for backend in ("torch", "cpp"):
+        node = LIF(tau=2.0, v_threshold=vth, decay_input=decay_input, backend=backend)
+        outs.append(node(x))
+    assert torch.equal(outs[0], outs[1])
+    assert outs[1][0, 1] == 1.0 and outs[1][0, 0] == 0.0
+
+
+@cpp
+def test_cpp_lif_reset_net_and_ann_twin():
+    net = make_spiking_net()
+    x = torch.rand(3, 2, 3, 8, 8)
+    y1 = net(x)
+    functional.reset_net(net)
+    assert isinstance(net[1].v, float)  # reset_net clears what the C++ path left in v
+    torch.testing.assert_close(net(x), y1)
+    functional.reset_net(net)
+    set_backend(net, "torch")
+    torch.testing.assert_close(net(x), y1)
+    functional.reset_net(net)
+    twin = to_ann(net)
+    assert not any(isinstance(m, (neuron.BaseNode, OLIF)) for m in twin.modules())
+
+
+@cpp
+def test_cpp_lif_falls_back_for_what_it_does_not_cover():
+    node = LIF(surrogate_function=surrogate.PiecewiseQuadratic())  # no C++ surrogate: the torch path
+    x = torch.rand(4, 2, 5)
+    assert not cpu_kernels.supports(node, x)
+    assert node(x).shape == x.shape
+    with pytest.raises(ValueError, match="backend 'cpp' does not cover"):
+        LIF(surrogate_function=surrogate.PiecewiseQuadratic(), backend="cpp")(x)
+    store = LIF(store_v_seq=True)
+    store(x)
+    assert store.v_seq.shape == x.shape

@@ -93,4 +93,8 @@ install_corpus() {
 }
 install_corpus || true
 "$VENV/bin/python" -c "from restoration.data.corpus import corpus_status as s; m = s().message(); print('[setup_env] ' + (m or 'real-photo corpus: complete'))" || true
+# The one-pass C++ kernels of the spiking core (backend 'auto' on the CPU) are compiled on
+# first use; build them now (about a minute, cached in ~/.cache/snn-restoration/kernels).
+# Without a C++ compiler this prints why and the torch path is used.
+"$VENV/bin/python" -m restoration.spiking.cpu_kernels
 "$VENV/bin/python" -c "import restoration, torch; print('[setup_env] ready: restoration', restoration.__version__, '| torch', torch.__version__, '| cuda', torch.cuda.is_available())"

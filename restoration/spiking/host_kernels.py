@@ -8,14 +8,16 @@ of CUDA blocks: thread k of K runs the kernel's loop over the k-th contiguous ch
 the range; each "CUDA thread" owns one whole group of ``lif`` pixels, so no two
 threads write the same element.
 
-It is not a dispatch target: on the 2-core AMD EPYC of docs/BENCHMARKS.md it ran
-slower than the torch path (the one-thread-per-group layout that coalesces on a GPU
-walks memory badly on a CPU). ``tools/bench_spiking.py`` still reports it.
+It is not a dispatch target: its one-thread-per-group layout coalesces on a GPU but
+walks memory badly on a CPU. The CPU's fast path is ``cpu_kernels.py`` (a separate
+source written for the CPU), built by the same machinery.
 
-The library is built once per kernel-source hash into
-``~/.cache/snn-restoration/kernels`` (``SNN_RESTORATION_CACHE`` overrides), written to
-a temporary name and renamed. Where no compiler is found or the build fails,
-:func:`available` is False and the tests that need it are skipped.
+This module owns that machinery: :func:`compile_library` compiles a C++ source with the
+system compiler (``$CXX``, else g++/c++/clang++) into ``~/.cache/snn-restoration/kernels``
+(``SNN_RESTORATION_CACHE`` overrides), one file per hash of source, flags and host CPU,
+written to a temporary name and renamed; it announces a build on stderr. Where no
+compiler is found or the build fails, :func:`available` is False and the tests that need
+it are skipped.
 """
 from __future__ import annotations
 
@@ -23,9 +25,12 @@ import ctypes
 import functools
 import hashlib
 import os
+import platform
 import shutil
 import subprocess
+import sys
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Optional
@@ -83,28 +88,62 @@ def _cache_dir() -> Path:
     return Path(root) / "kernels"
 
 
-def build(out_dir: Optional[Path] = None) -> Path:
-    """Compile the host library (if not cached) and return its path; raises on failure."""
-    src = host_source()
-    digest = hashlib.sha256(src.encode()).hexdigest()[:16]
+def find_compiler() -> Optional[str]:
+    """The C++ compiler to use: ``$CXX``, else g++, c++ or clang++ on PATH; None if none."""
+    return os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
+
+
+def _host_tag() -> str:
+    """What -march=native depends on: a library built on one CPU may not run on another
+    (a home directory shared between machines), so the CPU's flags go into the file name."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        flags = ""
+    return platform.machine() + flags
+
+
+def compile_library(stem: str, source: str, flags, out_dir: Optional[Path] = None,
+                    announce: Optional[str] = None) -> Path:
+    """Compile ``source`` (C++) into ``<out_dir>/<stem>_<hash>.so`` unless it is cached; return the path.
+
+    The hash covers the source, the flags and the host CPU. The library is written under a
+    temporary name and renamed, so concurrent builds end with one whole file. ``announce``
+    is printed to stderr before a build (never when the file is cached), so that a first use
+    does not stall silently. Raises RuntimeError when no compiler is found or the build fails.
+    """
+    flags = list(flags)
+    digest = hashlib.sha256("\0".join([source, *flags, _host_tag()]).encode()).hexdigest()[:16]
     out_dir = Path(out_dir) if out_dir else _cache_dir()
-    lib = out_dir / f"olif_host_{digest}.so"
+    lib = out_dir / f"{stem}_{digest}.so"
     if lib.exists():
         return lib
-    cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
+    cxx = find_compiler()
     if cxx is None:
         raise RuntimeError("no C++ compiler found (set CXX or install g++)")
+    if announce:
+        print(f"[snn-restoration] {announce} -> {lib}", file=sys.stderr, flush=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
-        src_path = Path(tmp) / "olif_host.cpp"
-        src_path.write_text(src)
+        src_path = Path(tmp) / f"{stem}.cpp"
+        src_path.write_text(source)
         tmp_lib = Path(tmp) / lib.name
-        cmd = [cxx, "-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-o", str(tmp_lib), str(src_path)]
+        cmd = [cxx, *flags, "-shared", "-fPIC", "-o", str(tmp_lib), str(src_path)]
+        t0 = time.monotonic()
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
-            raise RuntimeError(f"building the OLIF host kernels failed:\n{' '.join(cmd)}\n{done.stderr[-2000:]}")
+            raise RuntimeError(f"building {stem} failed:\n{' '.join(cmd)}\n{done.stderr[-2000:]}")
         os.replace(tmp_lib, lib)  # atomic: a concurrent build ends with one whole file
+    if announce:
+        print(f"[snn-restoration] built in {time.monotonic() - t0:.0f} s (cached for later runs)",
+              file=sys.stderr, flush=True)
     return lib
+
+
+def build(out_dir: Optional[Path] = None) -> Path:
+    """Compile the host library of the CUDA kernel source (if not cached) and return its path."""
+    return compile_library("olif_host", host_source(), ["-O3", "-march=native", "-fopenmp"], out_dir)
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,49 +1,26 @@
 """Multi-step LIF / parametric LIF neurons over SpikingJelly 0.0.0.0.14.
 
 Input is ``T, N, ...`` (SpikingJelly ``step_mode='m'``). The backend is chosen in one
-place, :func:`resolve_backend`:
+place, :func:`backend.resolve_backend` (re-exported here):
 
 * ``'auto'`` (default): SpikingJelly's CuPy kernel when the input is on CUDA and cupy
-  imports, otherwise the portable torch path;
-* ``'torch'`` / ``'cupy'``: forced.
+  imports; on the CPU the one-pass C++ kernels (``cpu_kernels.py``: spikes identical to
+  SpikingJelly's torch backend) when they cover the neuron (LIF/PLIF, ATan or Sigmoid
+  surrogate, float32/float64, no ``store_v_seq``); otherwise the portable torch path;
+* ``'torch'`` / ``'cupy'`` / ``'cpp'``: forced.
 
 :func:`set_backend` applies a choice to every spiking neuron of a model, including plain
 SpikingJelly nodes that a model may hold.
 """
 from __future__ import annotations
 
-import functools
 from typing import Optional
 
 import torch
 import torch.nn as nn
 from spikingjelly.activation_based import neuron, surrogate
 
-BACKENDS = ("auto", "torch", "cupy")
-
-
-@functools.lru_cache(maxsize=None)
-def cupy_available() -> bool:
-    """True when cupy imports and sees a GPU (a failed import is not an error)."""
-    try:
-        import cupy  # noqa: F401
-
-        return cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:  # ImportError, CUDARuntimeError, missing driver...
-        return False
-
-
-def resolve_backend(requested: str, x: Optional[torch.Tensor] = None) -> str:
-    """The backend a neuron should run for input ``x`` ('torch' or 'cupy')."""
-    if requested not in BACKENDS:
-        raise ValueError(f"unknown spiking backend {requested!r}; choose one of {BACKENDS}")
-    if requested == "auto":
-        on_cuda = x is not None and x.is_cuda
-        return "cupy" if on_cuda and cupy_available() else "torch"
-    if requested == "cupy" and not cupy_available():
-        raise RuntimeError("backend 'cupy' was requested but cupy is not usable here; install the "
-                           "'cuda12' or 'cuda13' extra (pip install cupy-cuda12x) or use backend='auto'")
-    return requested
+from .backend import BACKENDS, cpp_available, cupy_available, resolve_backend  # noqa: F401
 
 
 SURROGATES = {
@@ -69,6 +46,16 @@ class _AutoBackendMixin:
 
     def multi_step_forward(self, x_seq: torch.Tensor):
         want = resolve_backend(self.requested_backend, x_seq)
+        if want == "cpp":
+            from . import cpu_kernels
+
+            if cpu_kernels.supports(self, x_seq):
+                return cpu_kernels.lif_multistep(self, x_seq)
+            if self.requested_backend == "cpp":
+                raise ValueError(f"backend 'cpp' does not cover this neuron ({self.extra_repr()}): it needs an "
+                                 "ATan or Sigmoid surrogate, float tau/thresholds and store_v_seq=False; use "
+                                 "backend='auto'")
+            want = "torch"
         if want != self._backend:
             self.backend = want  # SpikingJelly's setter checks support for the step mode
         if want == "cupy" and x_seq.dtype not in (torch.float32, torch.float16):
@@ -132,5 +119,7 @@ def set_backend(model: nn.Module, backend: str = "auto") -> nn.Module:
         if isinstance(m, (_AutoBackendMixin, OLIF)):
             m.requested_backend = backend
         elif isinstance(m, neuron.BaseNode):
-            m.backend = resolve_backend(backend, next(model.parameters(), None))
+            # plain SpikingJelly nodes run its own backends only ('cpp' is ours)
+            resolved = resolve_backend(backend, next(model.parameters(), None))
+            m.backend = "torch" if resolved == "cpp" else resolved
     return model

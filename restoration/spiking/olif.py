@@ -21,11 +21,12 @@ so with g_j = dL/dy_j and the adjoint a_j = dL/du_j::
     dL/dtau   = sum_j a_j * o_j
 
 Implementations: :class:`_OLIFTorch`, vectorised over pixels with a loop over the
-``lif`` steps only (any device, any float dtype: the portable path used on CPU), and
-the CuPy kernels of ``cupy_kernels.py`` on CUDA. ``host_kernels.py`` compiles the
-same kernel source for the CPU so that tests check the kernel logic without a GPU;
-it is not dispatched to, as it measured slower than the torch path (docs/BENCHMARKS.md). ``tests/test_olif.py`` holds a per-element reference loop
-and compares all of them.
+``lif`` steps only (any device, any float dtype: the portable reference path); the
+one-pass C++ kernels of ``cpu_kernels.py`` (float32/float64 on the CPU, chosen by
+``backend='auto'`` there; forward bit-identical to the torch path); and the CuPy kernels
+of ``cupy_kernels.py`` on CUDA. ``host_kernels.py`` compiles the CuPy kernel source for
+the CPU so that tests check the kernel logic without a GPU; it is not dispatched to.
+``tests/test_olif.py`` holds a per-element reference loop and compares all of them.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from typing import Union
 import torch
 import torch.nn as nn
 
-from .neurons import BACKENDS, cupy_available
+from .backend import BACKENDS, cupy_available, resolve_backend
 
 Number = Union[float, torch.Tensor]
 
@@ -154,20 +155,25 @@ def olif(x: torch.Tensor, tau: Number, vth: Number, lif: int = 4, dim: int = 2,
          backend: str = "auto") -> torch.Tensor:
     """Functional orthogonal LIF on an ``N,C,H,W`` tensor; see the module docstring.
 
-    ``backend='auto'`` uses the CuPy kernels for CUDA tensors when cupy is usable and
-    the torch path otherwise; ``'torch'`` and ``'cupy'`` force one.
+    ``backend='auto'`` uses the CuPy kernels for CUDA tensors when cupy is usable, the
+    C++ kernels (``cpu_kernels.py``) for float32/float64 CPU tensors when they could be
+    built, and the torch path otherwise; ``'torch'``, ``'cupy'`` and ``'cpp'`` force one.
     """
     _check(x, lif, dim)
     if backend not in BACKENDS:
         raise ValueError(f"unknown OLIF backend {backend!r}; choose one of {BACKENDS}")
     tau, vth, lif, dim = _as_param(tau, x), _as_param(vth, x), int(lif), int(dim)
-    use_cupy = backend == "cupy" or (backend == "auto" and x.is_cuda and cupy_available())
-    if use_cupy:
-        if not x.is_cuda:
-            raise RuntimeError("OLIF backend 'cupy' needs a CUDA tensor; use backend='torch' on CPU")
+    if backend == "cupy" and not x.is_cuda:
+        raise RuntimeError("OLIF backend 'cupy' needs a CUDA tensor; use backend='torch' on CPU")
+    chosen = resolve_backend(backend, x)
+    if chosen == "cupy":
         from .cupy_kernels import olif_cupy
 
         return olif_cupy(x, tau, vth, lif, dim)
+    if chosen == "cpp":
+        from .cpu_kernels import olif_cpp
+
+        return olif_cpp(x, tau, vth, lif, dim)
     return _OLIFTorch.apply(x, tau, vth, lif, dim)
 
 
