@@ -83,8 +83,8 @@ install_corpus() {
     fi
     echo "[setup_env] installing the real-photo corpus (about 120 MB): $pkgs"
     # shellcheck disable=SC2086
-    if ! { DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq --no-install-recommends $pkgs \
-           || { timeout 300 apt-get update -qq && DEBIAN_FRONTEND=noninteractive timeout 600 \
+    if ! { DEBIAN_FRONTEND=noninteractive timeout 240 apt-get install -y -qq --no-install-recommends $pkgs \
+           || { timeout 120 apt-get update -qq && DEBIAN_FRONTEND=noninteractive timeout 240 \
                 apt-get install -y -qq --no-install-recommends $pkgs; }; } >"$log" 2>&1; then
       echo "[setup_env] apt-get could not install the corpus (see $log); the built-in data falls back to" \
            "scikit-image's photographs"
