@@ -1,4 +1,6 @@
-"""Restore a folder of your own images (any size) into an output folder, same file names.
+"""Restore your own images (a file, a folder or a glob; any size) into an output folder,
+same file names. Inputs are never written over; large photographs are tiled to stay
+within --max-memory.
 
     python tools/infer.py --task derain --input my_images/ --output restored/
     python tools/infer.py --task stereo_jscc --input pairs/ --snr 5 --output recon/   # pairs/left, pairs/right

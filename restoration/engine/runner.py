@@ -167,7 +167,9 @@ def inference_default_memory() -> str:
 def infer_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tools/infer.py", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Restore a folder of your own images (any size) into an output folder, same file names. "
+        description="Restore your own images (a file, a folder or a glob; any size) into an output folder, same "
+                    "file names; your originals and existing outputs are never written over (--overwrite replaces "
+                    "existing outputs). "
                     "For stereo_jscc the input folder holds left/ and right/ with matching names; each pair goes "
                     "through the simulated channel at --snr dB and both reconstructions are written to "
                     "<output>/left and <output>/right.",
