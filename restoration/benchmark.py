@@ -16,6 +16,10 @@ Measured per model (one row, :data:`FIELDS`):
       E = 4.6 pJ x MACs(layers fed by real values) + 0.9 pJ x SOPs(layers fed by spikes)
       SOPs(layer) = MACs(layer, all T steps) x its input firing rate on held-out images
 
+  and beside it the memory-aware estimate under each level of
+  :data:`restoration.energy.MEMORY_LEVELS` (``energy_sram_mj``, ``energy_dram_mj``: the
+  energy above plus the bits moved, :func:`restoration.energy.memory_traffic`), and the
+  SNN/ANN-twin ratio under each (:func:`energy_ratio_line`);
 * speed and memory, each in a fresh Python process (:func:`measure_speed`, the
   ``_measure`` entry point of this module): medians over repeats after warm-up; peak
   memory of one step above what is in use after a warm-up step, in a second process:
@@ -46,12 +50,18 @@ import torch
 import torch.nn as nn
 
 from .config import CONFIG_ROOT, Config, load_config
-from .energy import E_AC_PJ, E_MAC_PJ, count_ops
+from .energy import E_AC_PJ, E_MAC_PJ, MEMORY_LEVELS, count_ops, memory_traffic
+from .seedstats import SeedStats, paired_seed_stats  # noqa: F401  (for the report of a --seeds run, issue 16)
 
 ROOT = Path(__file__).resolve().parent.parent
 
 ENERGY_FORMULA = (f"E = {E_MAC_PJ} pJ x MACs on real-valued inputs + {E_AC_PJ} pJ x SOPs on spike inputs; "
                   f"SOPs = MACs (all time steps) x the layer's input firing rate measured on the held-out images")
+MEMORY_FORMULA = ("memory-aware E = the energy above + bits read and written (weights once per layer call, "
+                  "inputs at 1 bit where spike-fed and 32 otherwise, 32-bit outputs, 32-bit membrane potentials "
+                  "read and written per neuron per step) x the access energy of one memory level: " +
+                  "; ".join(f"{k}: {v.read_pj_64b:g} pJ per 64 bits ({v.source})" for k, v in MEMORY_LEVELS.items()) +
+                  "; see restoration/energy.py")
 
 
 @dataclass(frozen=True)
@@ -293,8 +303,31 @@ def cost_at_size(model: nn.Module, task, device, size: int, measured: Mapping[st
         else:
             dense += a["macs"]
     energy_pj = E_MAC_PJ * dense + E_AC_PJ * sops
-    return {"macs": float(macs), "dense_macs": dense, "sops": sops, "energy_mj": energy_pj * 1e-9,
-            "spike_mac_share": (macs - dense) / macs if macs else 0.0}
+    out = {"macs": float(macs), "dense_macs": dense, "sops": sops, "energy_mj": energy_pj * 1e-9,
+           "spike_mac_share": (macs - dense) / macs if macs else 0.0}
+    # memory-aware: the same spike-fed layers (measured), their inputs at 1 bit
+    traffic = memory_traffic(count, {n: bool(m["spike_input"]) for n, m in rates.items()})
+    for key, level in MEMORY_LEVELS.items():
+        out[f"energy_{key}_mj"] = (energy_pj + traffic.energy_pj(level)) * 1e-9
+    out["memory_mbit"] = (traffic.reads + traffic.writes) / 1e6
+    return out
+
+
+def energy_ratio_line(rows: Sequence[Mapping[str, Any]]) -> Optional[str]:
+    """'SNN/ANN-twin energy: ...' under the operation count and each memory level, for one
+    task's rows holding an SNN and an ANN twin; None otherwise."""
+    snn = next((r for r in rows if r.get("role") == "SNN"), None)
+    twin = next((r for r in rows if r.get("role") == "ANN twin"), None)
+    if snn is None or twin is None:
+        return None
+    parts = []
+    for key, label in [("energy_mj", "operation count")] + [(f"energy_{k}_mj", f"memory-aware, {k.upper()}")
+                                                             for k in MEMORY_LEVELS]:
+        a, b = snn.get(key), twin.get(key)
+        if a is not None and b:
+            parts.append(f"{label} {a / b:.2f}")
+    return f"SNN/ANN-twin energy ratio (`{snn['model']}` / `{twin['model']}`): " + ", ".join(parts) + "." \
+        if parts else None
 
 
 # -- speed and memory in a fresh process -----------------------------------------------
@@ -446,7 +479,9 @@ FIELDS = [
     ("task", "task", "{}"), ("model", "model", "`{}`"), ("role", "role", "{}"),
     ("params", "params", "{:,.0f}"), ("gmacs", "GMACs", "{:.2f}"), ("gsops", "GSOPs", "{:.3f}"),
     ("spike_mac_share", "spike-fed MACs", "{:.0%}"), ("mean_rate", "firing rate", "{:.3f}"),
-    ("energy_mj", "energy (mJ)", "{:.2f}"), ("psnr", "PSNR", "{:.2f}"), ("ssim", "SSIM", "{:.4f}"),
+    ("energy_mj", "energy (mJ)", "{:.2f}"), ("energy_sram_mj", "E SRAM (mJ)", "{:.2f}"),
+    ("energy_dram_mj", "E DRAM (mJ)", "{:.1f}"), ("memory_mbit", "memory (Mbit)", "{:.1f}"),
+    ("psnr", "PSNR", "{:.2f}"), ("ssim", "SSIM", "{:.4f}"),
     ("ms_ssim", "MS-SSIM", "{:.4f}"), ("input_psnr", "input PSNR", "{:.2f}"), ("input_ssim", "input SSIM", "{:.4f}"),
     ("output_levels", "output levels", "{:.0f}"),
     ("train_seconds", "train wall (s)", "{:.0f}"), ("train_steps", "train steps", "{:.0f}"),
@@ -458,6 +493,7 @@ SPEED_FIELDS = [
     ("train_peak_mb", "train peak (MB)", "{:.0f}"),
 ]
 QUALITY_COLUMNS = ["model", "role", "params", "gmacs", "gsops", "spike_mac_share", "mean_rate", "energy_mj",
+                   "energy_sram_mj", "energy_dram_mj",
                    "psnr", "ssim", "ms_ssim", "output_levels"]
 
 
@@ -552,7 +588,7 @@ def markdown_report(rows: Sequence[Mapping[str, Any]], budget_label: str, device
     there is one, then one speed/memory table."""
     out = [f"# SNN vs ANN benchmark — {budget_label}", ""]
     out += [f"- {n}" for n in notes]
-    out += [f"- Energy: {ENERGY_FORMULA}.", ""]
+    out += [f"- Energy: {ENERGY_FORMULA}.", f"- Energy, {MEMORY_FORMULA}.", ""]
     for task in dict.fromkeys(r["task"] for r in rows):
         trs = [r for r in rows if r["task"] == task]
         size = trs[0].get("stated_size")
@@ -567,6 +603,9 @@ def markdown_report(rows: Sequence[Mapping[str, Any]], budget_label: str, device
             table_rows.append({"model": "(degraded input)", "role": "no model", "psnr": r0.get("input_psnr"),
                                "ssim": r0.get("input_ssim"), "ms_ssim": r0.get("input_ms_ssim")})
         out += [markdown_table(table_rows, cols), ""]
+        ratio = energy_ratio_line(trs)
+        if ratio:
+            out += [ratio, ""]
         if curves and curves.get(task):
             out += ["Channel SNR sweep (models trained at the recipe's SNR):", "", snr_table(curves[task]), ""]
     out += ["## Speed and memory", "", speed_table(rows, devices), ""]

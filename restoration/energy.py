@@ -17,11 +17,32 @@ Energy (45 nm, Horowitz 2014, as in the SNN restoration papers):
     E = 4.6 pJ x MACs(layers fed by real values) + 0.9 pJ x SOPs(layers fed by spikes)
 
 ``count_ops(model, x)`` returns a :class:`OpCount` with per-layer rows.
+
+Memory-aware estimate (beside the operation count, after the method of Lemaire et al.,
+2022, and Dampfhoffer et al., IEEE TETCI 2023): :func:`memory_traffic` counts the bits
+read and written per forward pass and :func:`memory_energy_pj` prices them at one memory
+level (:data:`MEMORY_LEVELS`)::
+
+    per conv/linear call:  read its weights (+ bias) once, read its input once,
+                           write its output once
+    per spiking neuron:    read + write its membrane potential once per element per step
+
+Bit widths (:class:`BitWidths`): spike inputs (the layers the operation count calls
+spike-fed) 1 bit per element, real-valued tensors (weights, activations, membrane
+potentials, every layer output, OLIF's real-valued output) 32 bits unless configured.
+Activation functions and neurons are taken as fused into the adjacent layers (a neuron's
+input is the preceding layer's output, its spikes the next layer's input), so the ANN's
+ReLU and the SNN's neuron add no tensor traffic of their own; the SNN pays its membrane
+state. Weights are fetched once per layer call: a multi-step layer (all T steps in one
+call, SpikingJelly's 'm' mode) fetches them once, a layer called per step T times.
+Not counted: matrix products outside conv/linear layers, normalisation, additions.
+
+    E_memory-aware = E_ops (above) + (read bits x E_read + written bits x E_write) / 64
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -41,6 +62,9 @@ class LayerOps:
     macs: int
     spike_input: bool
     input_rate: float  # fraction of non-zero inputs
+    weights: int = 0   # parameter elements (weight + bias) fetched by this call
+    in_elems: int = 0  # input elements read
+    out_elems: int = 0  # output elements written
 
     @property
     def sops(self) -> float:
@@ -55,6 +79,8 @@ class LayerOps:
 class OpCount:
     layers: List[LayerOps] = field(default_factory=list)
     other_macs: int = 0  # matmul-like work outside conv/linear layers (dense)
+    # (neuron name, membrane-potential updates over all steps) per neuron call
+    neurons: List[Tuple[str, int]] = field(default_factory=list)
 
     @property
     def macs(self) -> int:
@@ -121,12 +147,19 @@ def count_ops(model: nn.Module, *inputs, reset=None, **kwargs) -> OpCount:
         macs = layer_macs(module, x, out)
         spikes = has_spikes and _is_spikes(x)
         rate = float((x != 0).float().mean()) if x.numel() else 0.0
+        weights = sum(p.numel() for p in (module.weight, module.bias) if p is not None)
         rows.append(LayerOps(names.get(module, type(module).__name__), type(module).__name__, int(macs),
-                             spikes, rate))
+                             spikes, rate, int(weights), x.numel(), out.numel()))
 
+    def neuron_hook(module, args, out):
+        states.append((names.get(module, type(module).__name__), neuron_state_updates(module, out)))
+
+    states: List[Tuple[str, int]] = []
     for m in model.modules():
         if isinstance(m, _LAYERS):
             handles.append(m.register_forward_hook(hook))
+        elif is_spiking_neuron(m):
+            handles.append(m.register_forward_hook(neuron_hook))
     was_training = model.training
     model.eval()
     try:
@@ -150,7 +183,95 @@ def count_ops(model: nn.Module, *inputs, reset=None, **kwargs) -> OpCount:
     # FlopCounterMode counts conv/linear too (2 FLOPs per MAC); what remains is matmul-like
     # work outside those layers. Clamp at 0: its conv formula can differ by bias terms.
     other = max(0, total_flops // 2 - counted)
-    return OpCount(rows, int(other))
+    return OpCount(rows, int(other), states)
+
+
+def neuron_state_updates(module: nn.Module, out: torch.Tensor) -> int:
+    """Membrane-potential updates in one call of a spiking neuron: one per output element
+    (a multi-step call's output holds all T steps; OLIF's steps are pixels along its
+    axis). OLIF with ``lif=-1`` is the identity and keeps no state."""
+    if getattr(module, "lif", None) == -1:
+        return 0
+    return out.numel() if torch.is_tensor(out) else 0
+
+
+# -- memory-aware estimate -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MemoryLevel:
+    """Energy of one 64-bit access of a memory level, in pJ, and where it comes from."""
+    name: str
+    read_pj_64b: float
+    write_pj_64b: float
+    source: str
+
+
+# Horowitz, "Computing's energy problem", ISSCC 2014, 45 nm (the table the operation
+# count's 4.6 / 0.9 pJ also come from). It quotes reads; writes are taken equal.
+MEMORY_LEVELS: Dict[str, MemoryLevel] = {
+    "sram": MemoryLevel("8 KB on-chip SRAM", 10.0, 10.0,
+                        "Horowitz ISSCC 2014, 45 nm: 64-bit read of an 8 KB SRAM ~10 pJ (write taken equal)"),
+    "dram": MemoryLevel("off-chip DRAM", 1300.0, 1300.0,
+                        "Horowitz ISSCC 2014, 45 nm: 1.3-2.6 nJ per 64-bit DRAM access (the low end; write equal)"),
+}
+
+
+@dataclass(frozen=True)
+class BitWidths:
+    """Bits per element: real-valued tensors (weights, activations, membrane potentials)
+    at their storage width, spikes at 1."""
+    weights: int = 32
+    activations: int = 32
+    membrane: int = 32
+    spikes: int = 1
+
+
+@dataclass
+class MemoryTraffic:
+    """Bits read and written in one forward pass (see the module docstring)."""
+    weight_reads: float = 0.0
+    input_reads: float = 0.0
+    output_writes: float = 0.0
+    state_reads: float = 0.0
+    state_writes: float = 0.0
+
+    @property
+    def reads(self) -> float:
+        return self.weight_reads + self.input_reads + self.state_reads
+
+    @property
+    def writes(self) -> float:
+        return self.output_writes + self.state_writes
+
+    def energy_pj(self, level: MemoryLevel) -> float:
+        return (self.reads * level.read_pj_64b + self.writes * level.write_pj_64b) / 64.0
+
+
+def memory_traffic(count: OpCount, spike_input: Optional[Mapping[str, bool]] = None,
+                   bits: BitWidths = BitWidths()) -> MemoryTraffic:
+    """Bits moved by the forward pass that ``count`` recorded.
+
+    A layer's input counts as spikes (``bits.spikes`` per element) where the operation
+    count says so (:attr:`LayerOps.spike_input`), or, when ``spike_input`` is given (per
+    layer name, e.g. measured on held-out images), where that says so; everything else
+    at its real width.
+    """
+    t = MemoryTraffic()
+    for r in count.layers:
+        spikes = bool(spike_input.get(r.name, False)) if spike_input is not None else r.spike_input
+        t.weight_reads += r.weights * bits.weights
+        t.input_reads += r.in_elems * (bits.spikes if spikes else bits.activations)
+        t.output_writes += r.out_elems * bits.activations
+    for _, n in count.neurons:
+        t.state_reads += n * bits.membrane
+        t.state_writes += n * bits.membrane
+    return t
+
+
+def memory_energy_pj(traffic: MemoryTraffic, level: MemoryLevel) -> float:
+    """Energy of the memory accesses alone at ``level``; add the operation energy for the
+    memory-aware total."""
+    return traffic.energy_pj(level)
 
 
 def merge_rows(count: OpCount) -> List[Tuple[str, int, float, float]]:

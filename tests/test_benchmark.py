@@ -92,6 +92,14 @@ def test_energy_on_toy_snn_matches_closed_form():
     assert cost["sops"] == pytest.approx(macs2 * RATE)
     assert cost["energy_mj"] == pytest.approx((4.6 * macs1 + 0.9 * macs2 * RATE) * 1e-9)
     assert cost["spike_mac_share"] == pytest.approx(0.5)
+    # memory-aware (bits): weights 6 + 9 (conv2 has a bias) at 32; inputs: the image at 32,
+    # conv2's measured spikes at 1; outputs (2 + 3 maps) at 32; IF state read + written at 32
+    reads = 32 * 15 + 32 * 3 * 64 + 1 * 2 * 64 + 32 * 2 * 64
+    writes = 32 * 5 * 64 + 32 * 2 * 64
+    assert cost["memory_mbit"] == pytest.approx((reads + writes) / 1e6)
+    e_ops = (4.6 * macs1 + 0.9 * macs2 * RATE) * 1e-9
+    assert cost["energy_sram_mj"] == pytest.approx(e_ops + (reads + writes) / 64 * 10.0 * 1e-9)
+    assert cost["energy_dram_mj"] == pytest.approx(e_ops + (reads + writes) / 64 * 1300.0 * 1e-9)
 
 
 def test_energy_of_ann_twin_is_all_macs_even_with_dead_relus():
@@ -103,6 +111,20 @@ def test_energy_of_ann_twin_is_all_macs_even_with_dead_relus():
     cost = B.cost_at_size(twin, task, "cpu", 8, measured)
     assert cost["sops"] == 0
     assert cost["energy_mj"] == pytest.approx(4.6 * cost["macs"] * 1e-9)
+    bits = 32 * (15 + 3 * 64 + 2 * 64 + 5 * 64)  # no state; conv2's input is real-valued
+    assert cost["energy_sram_mj"] == pytest.approx(cost["energy_mj"] + bits / 64 * 10.0 * 1e-9)
+
+
+def test_energy_ratio_line_under_each_estimate():
+    rows = fake_rows()
+    rows[0].update(energy_sram_mj=3.0, energy_dram_mj=40.0)
+    rows[1].update(energy_sram_mj=7.5, energy_dram_mj=20.0)
+    line = B.energy_ratio_line(rows)
+    assert line == ("SNN/ANN-twin energy ratio (`toy_snn` / `toy_snn_ann`): operation count 0.29, "
+                    "memory-aware, SRAM 0.40, memory-aware, DRAM 2.00.")
+    assert B.energy_ratio_line(rows[:1]) is None  # no twin, no ratio
+    text = B.markdown_report(rows, "TEST", ["cpu"])
+    assert line in text and "E SRAM (mJ)" in text and "Horowitz ISSCC 2014" in text
 
 
 # -- rows, CSV, markdown -----------------------------------------------------------------
@@ -297,6 +319,7 @@ def test_micro_end_to_end(monkeypatch, tmp_path):
     for r in (snn, ann):  # the stated formula, from the reported columns
         dense = float(r["gmacs"]) * (1 - float(r["spike_mac_share"]))
         assert float(r["energy_mj"]) == pytest.approx(4.6 * dense + 0.9 * float(r["gsops"]), rel=1e-4)
+        assert float(r["energy_dram_mj"]) > float(r["energy_sram_mj"]) > float(r["energy_mj"])
         assert r["train_steps"] == "2" and float(r["psnr"]) > 0 and int(r["output_levels"]) >= 1
     text = (out / "benchmark.md").read_text()
     assert "MICRO budget" in text and "(degraded input)" in text

@@ -75,3 +75,91 @@ def test_binary_input_to_an_ann_is_not_spikes():
     ops = count_ops(net, torch.rand(3, 4) + 0.1)
     assert [r.spike_input for r in ops.layers] == [False, False]
     assert ops.sops == 0 and ops.energy_pj == pytest.approx(E_MAC_PJ * ops.macs)
+
+
+# -- memory-aware estimate ---------------------------------------------------------------
+
+from restoration.energy import MEMORY_LEVELS, BitWidths, MemoryLevel, memory_energy_pj, memory_traffic  # noqa: E402
+
+
+class TwoLayerANN(nn.Module):
+    """The ANN twin of :class:`TwoLayer`: the LIF replaced by a ReLU."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = layer.Conv2d(3, 4, 3, padding=1, step_mode="m")
+        self.relu = nn.ReLU()
+        self.conv2 = layer.Conv2d(4, 2, 1, step_mode="m")
+
+    def forward(self, x):
+        return self.conv2(self.relu(self.conv1(x)))
+
+
+def test_memory_traffic_of_two_layer_snn_and_twin_by_hand():
+    T, N, H, W = 4, 1, 6, 5
+    x = torch.rand(T, N, 3, H, W)
+    snn = count_ops(TwoLayer(5.0), x)  # every neuron fires every step
+    ann = count_ops(TwoLayerANN(), x[:1])  # the twin runs once (T = 1)
+    px = H * W
+    # SNN, multi-step: each conv is called once on all T steps, so fetches its weights once
+    w1, w2 = 4 * 3 * 9 + 4, 2 * 4 + 2  # weight + bias elements
+    t = memory_traffic(snn)
+    assert t.weight_reads == 32 * (w1 + w2)
+    assert t.input_reads == 32 * T * 3 * px + 1 * T * 4 * px  # image at 32 bits, spikes at 1
+    assert t.output_writes == 32 * (T * 4 * px + T * 2 * px)
+    assert snn.neurons == [("lif", T * 4 * px)]
+    assert t.state_reads == t.state_writes == 32 * T * 4 * px
+    a = memory_traffic(ann)
+    assert ann.neurons == []
+    assert a.weight_reads == 32 * (w1 + w2)
+    assert a.input_reads == 32 * (3 * px + 4 * px)  # the ReLU's output is real-valued
+    assert a.output_writes == 32 * (4 * px + 2 * px)
+    assert a.state_reads == a.state_writes == 0
+    # in numbers (bits): SNN reads 3904 weights + 11520 image + 480 spikes + 15360 state,
+    # writes 23040 outputs + 15360 state; ANN reads 3904 + 6720, writes 5760
+    assert t.reads == 3904 + 11520 + 480 + 15360 == 31264 and t.writes == 23040 + 15360 == 38400
+    assert a.reads == 3904 + 6720 and a.writes == 5760
+    sram, dram = MEMORY_LEVELS["sram"], MEMORY_LEVELS["dram"]
+    assert memory_energy_pj(t, sram) == pytest.approx((31264 + 38400) / 64 * 10.0)
+    assert memory_energy_pj(a, dram) == pytest.approx((10624 + 5760) / 64 * 1300.0)
+    # ops energies from the existing count: the memory-aware totals add the two
+    e_snn_ops = E_MAC_PJ * T * 4 * px * 27 + E_AC_PJ * T * 2 * px * 4
+    e_ann_ops = E_MAC_PJ * (4 * px * 27 + 2 * px * 4)
+    assert snn.energy_pj == pytest.approx(e_snn_ops) and ann.energy_pj == pytest.approx(e_ann_ops)
+
+
+def test_memory_traffic_options():
+    T, N, H, W = 2, 1, 3, 3
+    count = count_ops(TwoLayer(5.0), torch.rand(T, N, 3, H, W))
+    # 8-bit weights and activations, 16-bit membrane; spikes stay 1 bit
+    t = memory_traffic(count, bits=BitWidths(weights=8, activations=8, membrane=16))
+    assert t.weight_reads == 8 * (112 + 10)
+    assert t.input_reads == 8 * T * 3 * 9 + T * 4 * 9
+    assert t.state_reads == 16 * T * 4 * 9
+    # a per-layer spike map (as the benchmark measures it) overrides the count's own rule
+    dense = memory_traffic(count, spike_input={})
+    assert dense.input_reads == 32 * (T * 3 * 9 + T * 4 * 9)
+    level = MemoryLevel("test", read_pj_64b=64.0, write_pj_64b=128.0, source="made up")
+    assert memory_energy_pj(t, level) == pytest.approx(t.reads + 2 * t.writes)
+
+
+def test_olif_state_counts_real_outputs_and_identity_has_none():
+    from restoration.spiking import OLIF
+
+    class Net(nn.Module):
+        def __init__(self, lif):
+            super().__init__()
+            self.conv1 = nn.Conv2d(2, 3, 1, bias=False)
+            self.olif = OLIF(lif=lif, dim=2)
+            self.conv2 = nn.Conv2d(3, 1, 1, bias=False)
+
+        def forward(self, x):
+            return self.conv2(self.olif(self.conv1(x)))
+
+    x = torch.rand(1, 2, 4, 4) + 1.0
+    count = count_ops(Net(4), x)
+    assert count.neurons == [("olif", 3 * 16)]
+    t = memory_traffic(count)
+    assert [r.spike_input for r in count.layers] == [False, False]  # OLIF emits real values
+    assert t.input_reads == 32 * (2 * 16 + 3 * 16) and t.state_reads == 32 * 48
+    assert count_ops(Net(-1), x).neurons == [("olif", 0)]

@@ -231,7 +231,8 @@ def run_model(i, clock, task_name, spec, args, out, data_dirs, checkpoints, spee
     cost = cost_at_size(model, task, device, size, measured)
     row.update(params=sum(p.numel() for p in model.parameters()), gmacs=cost["macs"] / 1e9,
                gsops=cost["sops"] / 1e9, spike_mac_share=cost["spike_mac_share"], energy_mj=cost["energy_mj"],
-               mean_rate=measured["mean_rate"], stated_size=size)
+               energy_sram_mj=cost["energy_sram_mj"], energy_dram_mj=cost["energy_dram_mj"],
+               memory_mbit=cost["memory_mbit"], mean_rate=measured["mean_rate"], stated_size=size)
 
     # speed and memory, each in a fresh process
     if args.speed:
