@@ -110,12 +110,13 @@ def _membrane(x, tau, lif, dim, vth):
 
 @pytest.mark.parametrize("dim", [2, 3])
 @pytest.mark.parametrize("lif", [1, 3, 4])
-def test_gradcheck(dim, lif):
+def test_gradcheck(dim, lif, fn=None):
+    """float64 gradcheck of the torch path (``fn``: another path, e.g. the C++ one)."""
+    fn = fn or (lambda a, b, c: olif_torch(a, b, c, lif, dim))
     x = _away_from_threshold((1, 2, 7, 6), 0.3, lif, dim, seed=lif * 10 + dim).requires_grad_(True)
     tau = torch.tensor([0.4], dtype=torch.float64, requires_grad=True)
     vth = torch.tensor([0.3], dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda a, b, c: olif_torch(a, b, c, lif, dim), (x, tau, vth),
-                                    eps=1e-6, atol=1e-6)
+    assert torch.autograd.gradcheck(fn, (x, tau, vth), eps=1e-6, atol=1e-6)
 
 
 def test_half_precision_close_to_float():
@@ -337,11 +338,7 @@ def test_cpp_threads_agree(threads):
 @pytest.mark.parametrize("dim", [2, 3])
 @pytest.mark.parametrize("lif", [1, 3, 4])
 def test_cpp_gradcheck(dim, lif):
-    x = _away_from_threshold((1, 2, 7, 6), 0.3, lif, dim, seed=lif * 10 + dim).requires_grad_(True)
-    tau = torch.tensor([0.4], dtype=torch.float64, requires_grad=True)
-    vth = torch.tensor([0.3], dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda a, b, c: olif(a, b, c, lif, dim, backend="cpp"), (x, tau, vth),
-                                    eps=1e-6, atol=1e-6)
+    test_gradcheck(dim, lif, lambda a, b, c: olif(a, b, c, lif, dim, backend="cpp"))
 
 
 @cpp

@@ -63,11 +63,6 @@ def check_outputs(inputs: Sequence[Path], names: Sequence[str], out_dir: Path, o
                         f"them, or choose another --output folder")
 
 
-def current_rss() -> int:
-    """Resident memory of this process (0 where /proc is not available)."""
-    return rss_bytes() or 0
-
-
 def _forward_peak(fn: Callable, x: torch.Tensor) -> Optional[int]:
     """Extra memory one forward of ``x`` needs at its peak, in bytes, or None when the
     platform cannot tell (see :mod:`restoration.engine.memory`)."""
@@ -209,7 +204,7 @@ def restore_folder(task, cfg, model: torch.nn.Module, dataset, out_dir: Path, de
             if tile is None and max_memory is not None and task.supports_tiling:
                 if need is None:
                     need = measure_memory(ev.model_fn(model, tile=None), 3, device, multiple)
-                    base = current_rss() if device.type == "cpu" else 0
+                    base = (rss_bytes() or 0) if device.type == "cpu" else 0  # in use before the first image
                     budget = max_memory - base
                     how = "measured" if need.measured else "assumed (peak memory cannot be read here)"
                     log.info(f"memory: {need.per_pixel / 1024:.2f} KB per pixel {how}; budget "
