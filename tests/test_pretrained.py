@@ -250,6 +250,19 @@ def test_export_counts_every_segment_of_a_resumed_run(monkeypatch, tmp_path):
     assert log["wall_time_s"] == 300 and "resumed" not in log
 
 
+def test_export_records_the_do_no_harm_count_per_severity(monkeypatch):
+    tool = _tool("export_pretrained", monkeypatch)
+    rows = [{"name": "light_00000.png", "input_psnr": 30.0, "psnr": 29.0},   # made worse by 1 dB
+            {"name": "light_00003.png", "input_psnr": 32.0, "psnr": 32.5},
+            {"name": "heavy_00002.png", "input_psnr": 12.0, "psnr": 20.0}]
+    sev = tool.do_no_harm(rows)
+    assert sev["light"] == {"images": 2, "input_psnr": 31.0, "psnr": 30.75, "gain": -0.25,
+                            "made_worse": 1, "worst_gain": -1.0}
+    assert sev["heavy"]["made_worse"] == 0 and sev["all"]["made_worse"] == 1 and sev["all"]["images"] == 3
+    assert tool.worse_cell({"per_severity": sev}) == "1 of 3 (-1.00)"
+    assert tool.do_no_harm([{"name": "left_0.png", "psnr": 20.0}]) == {}   # JSCC: nothing to compare
+
+
 @pytest.mark.parametrize("name", list(ENTRIES))
 def test_benchmark_times_each_shipped_model_with_its_own_recipe(name, monkeypatch, tmp_path):
     # regression: the benchmark took only the model arguments from shipped weights, so the

@@ -92,8 +92,28 @@ def measure(name: str) -> dict:
         with open(Path(tmp) / "results.csv") as f:
             rows = list(csv.DictReader(f))
     mean = next(r for r in rows if r["name"] == "mean")
-    return {"command": f"python tools/test.py --pretrained {name}", "split": "test", "images": len(rows) - 1,
-            **{k: round(float(mean[k]), 4) for k in METRIC_KEYS if mean.get(k)}}
+    out = {"command": f"python tools/test.py --pretrained {name}", "split": "test", "images": len(rows) - 1,
+           **{k: round(float(mean[k]), 4) for k in METRIC_KEYS if mean.get(k)}}
+    per_image = [{k: (v if k == "name" else float(v)) for k, v in r.items() if v not in ("", None)}
+                 for r in rows if r["name"] != "mean"]
+    severity = do_no_harm(per_image)
+    if severity:
+        out["per_severity"] = severity
+    return out
+
+
+def do_no_harm(rows) -> dict:
+    """Per severity (and 'all'): mean input and output PSNR, mean gain, images made worse and
+    the worst change, from the evaluator's own grouping; empty without input PSNRs."""
+    from restoration.engine.evaluator import severity_report
+
+    out = {}
+    for level, g in severity_report(rows).items():
+        if "worse" in g:
+            out[level] = {"images": g["n_compared"], "input_psnr": round(g["input_psnr"], 2),
+                          "psnr": round(g["psnr"], 2), "gain": round(g["gain"], 2),
+                          "made_worse": g["worse"], "worst_gain": round(g["worst"], 2)}
+    return out
 
 
 def export(args) -> dict:
@@ -141,17 +161,27 @@ def export(args) -> dict:
     return entries
 
 
+def worse_cell(metrics: dict) -> str:
+    """'k of n (-x.xx)' over every held-out image, or '' where nothing was compared."""
+    g = (metrics.get("per_severity") or {}).get("all")
+    if not g:
+        return ""
+    return f"{g['made_worse']} of {g['images']}" + (f" ({g['worst_gain']:+.2f})" if g["made_worse"] else "")
+
+
 def markdown_table(entries: dict) -> str:
     """The manifest as the table of docs/PRETRAINED.md and README (``--table``)."""
-    lines = ["| name | task | role | params | size | trained (1 CPU thread) | held-out PSNR / SSIM | input PSNR / SSIM |",
-             "|---|---|---|---:|---:|---:|---|---|"]
+    lines = ["| name | task | role | params | size | trained (1 CPU thread) | held-out PSNR / SSIM | input PSNR / SSIM "
+             "| made worse (worst dB) |",
+             "|---|---|---|---:|---:|---:|---|---|---:|"]
     for n, e in entries.items():
         m, t = e.get("metrics") or {}, e.get("training") or {}
         inp = f"{m['input_psnr']:.2f} / {m['input_ssim']:.3f}" if "input_psnr" in m else "(no degraded input)"
         lines.append(f"| `{n}`{' (default)' if e.get('default') else ''} | {e['task']} | {e['role']} | "
                      f"{e['params'] / 1e3:,.0f} k | {e['size_bytes'] / 1e6:.1f} MB | "
                      f"{(t.get('wall_time_s') or 0) / 60:.0f} min, {t.get('epochs')} epochs | "
-                     f"{m.get('psnr', float('nan')):.2f} / {m.get('ssim', float('nan')):.3f} | {inp} |")
+                     f"{m.get('psnr', float('nan')):.2f} / {m.get('ssim', float('nan')):.3f} | {inp} | "
+                     f"{worse_cell(m)} |")
     return "\n".join(lines)
 
 
