@@ -113,6 +113,22 @@ def test_repeated_forwards_are_identical():
     assert torch.equal(a, b)
 
 
+def test_global_residual_adds_the_input_and_adds_no_parameter():
+    plain = build_model("dehazesnn_s").eval()
+    resid = build_model("dehazesnn_s", global_residual=True).eval()
+    resid.load_state_dict(plain.state_dict(), strict=True)          # same tensors: authors' files load
+    x = torch.rand(1, 3, 21, 30)                                     # odd size: padded, then cropped
+    with torch.no_grad():
+        # the input is added in the network's [-1, 1] space: (y + 2x - 1) / 2 + 1/2 = plain - 1/2 + x
+        assert torch.allclose(resid(x), plain(x) - 0.5 + x, atol=1e-5)
+    assert build_model("dehazesnn_s_ann", global_residual=True).global_residual    # the twin keeps it
+    # a network whose last conv outputs zero leaves the image untouched
+    last = [m for m in resid.patch_unembed.modules() if isinstance(m, nn.Conv2d)][-1]
+    nn.init.zeros_(last.weight), nn.init.zeros_(last.bias)
+    with torch.no_grad():
+        assert torch.allclose(resid(x), x, atol=1e-6)
+
+
 def test_aecrnet_mix_and_output_range():
     model = build_model("aecrnet")
     assert torch.sigmoid(model.mix1.w).item() == pytest.approx(1 / (1 + math.e))
