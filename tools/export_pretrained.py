@@ -36,7 +36,11 @@ HEADER = """\
 # Written by tools/export_pretrained.py (do not edit the numbers by hand): `file` and
 # `sha256` are checked by restoration.load_pretrained(name); `metrics` are the means
 # printed by `metrics.command` (tools/test.py) on the held-out split of the recipe's
-# built-in generated set (data.builtin, made with data.generator_seed).
+# built-in generated set (data.builtin, made with data.generator_seed): held-out real
+# photographs at light, medium and heavy severity, with `per_severity` gain and images made
+# worse. An entry whose metrics.command pins `--set data.builtin.test_source=motorcycle` was
+# trained and measured with generator version 1 (heavy rain / haze beta 0.6-1.8, the
+# Middlebury test split); its real-photo results are in docs/PRETRAINED.md.
 # `default: true` marks the weights tools/infer.py uses for a task when no checkpoint is given.
 """
 
