@@ -221,7 +221,7 @@ def test_test_tool_accepts_a_pretrained_name_as_checkpoint(tmp_path):
     from restoration.engine.runner import test_main
 
     name = default_pretrained("derain")
-    data = _held_out("derain", tmp_path)
+    data = _held_out("derain", tmp_path, _generator_v1(ENTRIES[name]))
     out = tmp_path / "res"
     assert test_main(["--checkpoint", name, "--data-dir", str(data), "--result-dir", str(out),
                       "--no-save-images", "--threads", "1"]) == 0
