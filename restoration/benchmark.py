@@ -813,11 +813,13 @@ def _log_axis(ax) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def plot_quality_energy(rows: Sequence[Mapping[str, Any]], task: str, path: os.PathLike, title: str = "") -> Path:
+def plot_quality_energy(rows: Sequence[Mapping[str, Any]], task: str, path: os.PathLike, title: str = "",
+                        energy_key: str = "energy_mj") -> Path:
     """PSNR and SSIM against energy per item (log scale) for the models of one task; the
-    degraded input's score as a dashed line when the task has one."""
+    degraded input's score as a dashed line when the task has one; error bars: std over
+    seeds. ``energy_key``: energy_mj (operation count), energy_sram_mj or energy_dram_mj."""
     plt = _plt()
-    trs = [r for r in rows if r["task"] == task and r.get("energy_mj") is not None]
+    trs = [dict(r, energy_mj=r[energy_key]) for r in rows if r["task"] == task and r.get(energy_key) is not None]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     fig.subplots_adjust(wspace=0.35)
     for ax, key, label in ((axes[0], "psnr", "PSNR (dB)"), (axes[1], "ssim", "SSIM")):
@@ -836,7 +838,8 @@ def plot_quality_energy(rows: Sequence[Mapping[str, Any]], task: str, path: os.P
         if inp is not None:
             ax.axhline(inp, color="gray", ls="--", lw=1, label="degraded input")
         _log_axis(ax)
-        ax.set_xlabel(f"energy per item (mJ, {trs[0]['stated_size']} px)" if trs else "energy (mJ)")
+        model_name = {"energy_mj": "operation count"}.get(energy_key, energy_key[7:-3].upper() + " memory-aware")
+        ax.set_xlabel(f"energy per item (mJ, {trs[0]['stated_size']} px, {model_name})" if trs else "energy (mJ)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, which="both")
         ax.margins(x=0.3, y=0.25)

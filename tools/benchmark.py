@@ -405,7 +405,11 @@ def main(argv=None) -> int:
     plots = []
     for t in args.tasks:
         plots.append(B.plot_quality_energy(rows, t, out / f"quality_energy_{t}.png",
-                                           title=f"{t}: quality vs energy ({what})"))
+                                           title=f"{t}: quality vs energy, operation count ({what})"))
+        for level in B.MEMORY_LEVELS:  # the memory-aware presets beside the operation count
+            plots.append(B.plot_quality_energy(rows, t, out / f"quality_energy_{t}_{level}.png",
+                                               title=f"{t}: quality vs energy, memory-aware {level.upper()} ({what})",
+                                               energy_key=f"energy_{level}_mj"))
     roles = {r["model"]: r["role"] for r in rows}
     for t, c in curves.items():
         B._atomic_write_text(out / f"{t}_snr.csv", "model,snr_db,psnr,ssim,ms_ssim\n" + "".join(
