@@ -497,3 +497,13 @@ def test_micro_two_seeds_end_to_end(monkeypatch, tmp_path):
     for name in ("quality_energy_derain.png", "quality_energy_derain_sram.png", "quality_energy_derain_dram.png"):
         assert (out / name).read_bytes()[:8] == PNG_MAGIC
     assert (out / "derain" / "esdnet_tiny" / "seed1235" / "esdnet_tiny_last.pth").is_file()
+
+
+def test_cli_seeds_errors_are_one_line(monkeypatch, capsys):
+    tool = load_tool("benchmark", monkeypatch)
+    with pytest.raises(SystemExit):
+        tool.main(["--tasks", "derain", "--seeds", "0"])
+    assert "--seeds 0: give 1 or more seeds" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        tool.main(["--tasks", "derain", "--seeds", "2", "--pretrained"])
+    assert "have no seed to vary: drop --seeds" in capsys.readouterr().err

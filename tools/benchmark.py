@@ -269,6 +269,9 @@ def main(argv=None) -> int:
             p.error(f"--models {m}: not benchmarkable in tasks {' '.join(args.tasks)}; choose from {', '.join(choices)}")
     if args.seeds < 1:
         p.error(f"--seeds {args.seeds}: give 1 or more seeds")
+    if args.seeds > 1 and (args.checkpoint or args.pretrained):
+        p.error(f"--seeds {args.seeds} trains each model {args.seeds} times; loaded weights (--checkpoint, "
+                f"--pretrained) have no seed to vary: drop --seeds")
     for t in args.tasks:
         if t not in BUDGETS[args.budget]["tasks"]:
             p.error(f"--budget {args.budget} covers the tasks {', '.join(BUDGETS[args.budget]['tasks'])}, not {t}")
