@@ -35,7 +35,8 @@ also benchmarkable with --models:
 """ + "\n".join(f"  {t:12s} " + ", ".join(f"{s.name} ({s.role})" for s in specs) for t, specs in EXTRA_SPECS.items()) + """
 
 budgets (what all models of a task share: data, crop, batch, optimiser steps, seed):
-  quick  a smoke-level comparison, all three tasks in well under 30 minutes on 2 CPU cores
+  quick  a smoke-level comparison, all three tasks in about 15 minutes per seed on 2 CPU cores
+         (--seeds 3: about 40 minutes; speed is measured once)
   full   each task's shipped CPU recipe (configs/<task>/*_cpu.yaml)
   authors  stereo_jscc only: the four-way DHF-JSCC comparison of docs/JSCC.md sized for 2 CPU cores
 Each model keeps its own recipe's optimiser, loss and schedule shape.
