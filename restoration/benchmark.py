@@ -46,12 +46,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
+import numpy as np
 import torch
 import torch.nn as nn
 
 from .config import CONFIG_ROOT, Config, load_config
 from .energy import E_AC_PJ, E_MAC_PJ, MEMORY_LEVELS, count_ops, memory_traffic
-from .seedstats import SeedStats, paired_seed_stats  # noqa: F401  (for the report of a --seeds run, issue 16)
+from .seedstats import SeedStats, paired_seed_stats
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -154,8 +155,11 @@ BUDGETS: Dict[str, Dict[str, Any]] = {
 
 # -- configuration -------------------------------------------------------------------
 
+SEED0 = 1234  # seed k of a --seeds run is SEED0 + k (weights, data order, crops)
+
+
 def budget_overrides(spec: ModelSpec, task: str, budget: str, first_recipe: str, device: str = "auto",
-                     data_root: Optional[str] = None) -> Dict[str, Any]:
+                     data_root: Optional[str] = None, seed: int = SEED0) -> Dict[str, Any]:
     """Dotted config overrides that make every model of ``task`` train on the same data
     with the same budget. The recipe's warm-up keeps its fraction of the run; a budget's
     ``lr_scale`` multiplies the recipe's learning rates (main and neuron group)."""
@@ -172,7 +176,7 @@ def budget_overrides(spec: ModelSpec, task: str, budget: str, first_recipe: str,
     epochs = int(b["epochs"])
     warm = float(own.sched.warmup_epochs or 0) / max(1, int(own.train.epochs)) * epochs
     o: Dict[str, Any] = {
-        "task": task, "model.name": spec.name, "seed": 1234, "device": device,
+        "task": task, "model.name": spec.name, "seed": int(seed), "device": device,
         "data.root": data_root, "data.patch_size": b["patch_size"], "data.batch_size": b["batch_size"],
         "data.num_workers": 0, "data.repeat": int(b.get("repeat") or 1), "data.max_valid_images": 1,
         "data.valid_mode": "test",
@@ -192,10 +196,10 @@ def budget_overrides(spec: ModelSpec, task: str, budget: str, first_recipe: str,
 
 
 def build_bench_config(spec: ModelSpec, task: str, budget: str, device: str = "auto",
-                       data_root: Optional[str] = None, extra: Sequence[str] = ()) -> Config:
+                       data_root: Optional[str] = None, extra: Sequence[str] = (), seed: int = SEED0) -> Config:
     """The recipe of ``spec`` under the budget's overrides, then the user's ``--set``."""
     first = SUITES[task][0].recipe
-    cfg = load_config(CONFIG_ROOT / spec.recipe, budget_overrides(spec, task, budget, first, device, data_root))
+    cfg = load_config(CONFIG_ROOT / spec.recipe, budget_overrides(spec, task, budget, first, device, data_root, seed))
     if extra:
         cfg = load_config(None, list(extra), base=cfg.to_dict())
     return cfg
@@ -328,6 +332,137 @@ def energy_ratio_line(rows: Sequence[Mapping[str, Any]]) -> Optional[str]:
             parts.append(f"{label} {a / b:.2f}")
     return f"SNN/ANN-twin energy ratio (`{snn['model']}` / `{twin['model']}`): " + ", ".join(parts) + "." \
         if parts else None
+
+
+# -- seeds: aggregation and the SNN-vs-twin comparison (issue 16) -------------------------
+
+SEED_METRICS = (("psnr", "PSNR", "dB"), ("ssim", "SSIM", ""), ("ms_ssim", "MS-SSIM", ""))
+
+
+def aggregate_seeds(seed_rows: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
+    """One row from the rows of one model over seeds: every numeric field is the mean over
+    seeds (same key, so one-seed outputs keep their columns) and the quality fields gain a
+    ``<key>_std`` (sample std, NaN with one seed); ``n_seeds`` counts the seeds."""
+    out: Dict[str, Any] = dict(seed_rows[0])
+    n = len(seed_rows)
+    for k, v in seed_rows[0].items():
+        vals = [r.get(k) for r in seed_rows]
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and all(
+                isinstance(x, (int, float)) for x in vals):
+            a = np.asarray(vals, dtype=np.float64)
+            # equal values (sizes, step counts) keep their type; others become the mean
+            out[k] = v if bool((a == a[0]).all()) else float(a.mean())
+            if k in {m for m, _, _ in SEED_METRICS} or k.startswith("psnr_") or k.endswith("_psnr"):
+                out[f"{k}_std"] = float(a.std(ddof=1)) if n > 1 else math.nan
+    if "seed" in out:
+        seeds = [r.get("seed") for r in seed_rows]
+        out["seed"] = seeds[0] if n == 1 else " ".join(str(x) for x in seeds)
+    out["n_seeds"] = n
+    return out
+
+
+def seed_comparisons(per_image: Mapping[str, Mapping[str, Sequence[Sequence[Mapping[str, Any]]]]],
+                     roles: Mapping[str, str]) -> Dict[str, List[SeedStats]]:
+    """``{task: [SeedStats per metric]}`` of the task's SNN against its ANN twin, from
+    ``per_image[task][model][seed]`` = the evaluator's per-image rows (same images, same
+    order, for every seed). Tasks without both roles are left out."""
+    out: Dict[str, List[SeedStats]] = {}
+    for task, models in per_image.items():
+        snn = next((m for m in models if roles.get(m) == "SNN"), None)
+        twin = next((m for m in models if roles.get(m) == "ANN twin"), None)
+        if snn is None or twin is None:
+            continue
+        stats = []
+        for key, name, unit in SEED_METRICS:
+            a = [[r.get(key) for r in seed] for seed in models[snn]]
+            b = [[r.get(key) for r in seed] for seed in models[twin]]
+            if any(x is None for s in a + b for x in s):
+                continue
+            stats.append(paired_seed_stats(a, b, metric=name, unit=unit, snn_name=f"`{snn}`",
+                                           twin_name=f"`{twin}`"))
+        out[task] = stats
+    return out
+
+
+def severity_quality(seeds: Sequence[Sequence[Mapping[str, Any]]]) -> Dict[str, Dict[str, Any]]:
+    """Per severity of the held-out real-photo split (and 'all'), over seeds: PSNR, SSIM,
+    MS-SSIM and input PSNR as mean (``<k>``) and std over seeds (``<k>_std``) of the per-seed
+    means, mean gain, and images made worse summed over seeds (``worse`` of ``n_compared``).
+    The do-no-harm counts are the evaluator's own (:func:`severity_report`, as the trainer's
+    final table and tools/export_pretrained.py's do_no_harm); empty when no item has an
+    input PSNR (stereo JSCC)."""
+    from .engine.evaluator import SEVERITY_LEVELS, severity_of, severity_report
+
+    per_seed = [severity_report(list(rows)) for rows in seeds]
+    out: Dict[str, Dict[str, Any]] = {}
+    for level in (*SEVERITY_LEVELS, "all"):
+        reps = [rep[level] for rep in per_seed if level in rep and "worse" in rep[level]]
+        if len(reps) != len(seeds) or not reps:
+            continue
+        g: Dict[str, Any] = {"images": reps[0]["n_compared"], "worse": sum(r["worse"] for r in reps),
+                             "n_compared": sum(r["n_compared"] for r in reps),
+                             "gain": float(np.mean([r["gain"] for r in reps]))}
+        for key in ("input_psnr", "psnr", "ssim", "ms_ssim"):
+            means = []
+            for rows in seeds:
+                vals = [r[key] for r in rows if (level == "all" or severity_of(r.get("name")) == level)
+                        and isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
+                if vals:
+                    means.append(float(np.mean(vals)))
+            if len(means) == len(seeds):
+                g[key] = float(np.mean(means))
+                g[f"{key}_std"] = float(np.std(means, ddof=1)) if len(means) > 1 else math.nan
+        out[level] = g
+    return out
+
+
+def severity_fields(sev: Mapping[str, Mapping[str, Any]]) -> Dict[str, Any]:
+    """Flat CSV columns of :func:`severity_quality`: ``<level>_psnr``, ``<level>_made_worse``, ..."""
+    out: Dict[str, Any] = {}
+    for level, g in sev.items():
+        for k, v in g.items():
+            out[f"{level}_{'made_worse' if k == 'worse' else k}"] = v
+    return out
+
+
+def severity_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Per model and severity: input PSNR, PSNR, SSIM, MS-SSIM (mean +- std over seeds),
+    gain and 'made worse: k of n' (n = seeds x images)."""
+    def pm(g, k, f):
+        if g.get(k) is None:
+            return "–"
+        sd = g.get(f"{k}_std")
+        return f.format(g[k]) + ("" if sd is None or math.isnan(sd) else f" +- {f.format(sd)}")
+
+    lines = ["| model | severity | images | input PSNR | PSNR | SSIM | MS-SSIM | gain (dB) | made worse |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        for level, g in (r.get("severity") or {}).items():
+            lines.append(f"| `{r['model']}` | {level} | {g['images']} | {pm(g, 'input_psnr', '{:.2f}')} | "
+                         f"{pm(g, 'psnr', '{:.2f}')} | {pm(g, 'ssim', '{:.4f}')} | {pm(g, 'ms_ssim', '{:.4f}')} | "
+                         f"{g['gain']:+.2f} | {g['worse']} of {g['n_compared']} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
+def verdict(task: str, rows: Sequence[Mapping[str, Any]], stats: Sequence[SeedStats]) -> str:
+    """One paragraph per task that follows from the numbers: which model is better on
+    each metric, by how much, whether resolved, and the SNN/twin energy ratio."""
+    if not stats:
+        return f"No SNN-vs-twin comparison for {task} (the run lacks one of the two)."
+    parts = []
+    for st in stats:
+        better = "the SNN" if st.diff_mean > 0 else "the ANN twin"
+        word = "resolved" if st.resolved else "unresolved"
+        parts.append(f"on {st.metric} {better} scores higher by {abs(st.diff_mean):.3g}"
+                     f"{' dB' if st.metric == 'PSNR' else ''} ({word}, {st.n_seeds} seed"
+                     f"{'s' if st.n_seeds > 1 else ''} x {st.n_images} images)")
+    text = f"Verdict for {task}: " + "; ".join(parts) + "."
+    ratio = energy_ratio_line(rows)
+    if ratio:
+        text += " " + ratio
+    if not any(st.resolved for st in stats):
+        text += " No quality difference is resolved by this run."
+    return text
 
 
 # -- speed and memory in a fresh process -----------------------------------------------
@@ -486,6 +621,8 @@ FIELDS = [
     ("output_levels", "output levels", "{:.0f}"),
     ("train_seconds", "train wall (s)", "{:.0f}"), ("train_steps", "train steps", "{:.0f}"),
     ("stated_size", "size", "{}"), ("trained_from", "weights", "{}"),
+    # issue 16, appended so that existing CSV columns keep their places
+    ("made_worse", "made worse", "{}"), ("made_worse_of", "of images", "{}"), ("n_seeds", "seeds", "{}"),
 ]
 SPEED_FIELDS = [
     ("latency_ms", "latency b1 (ms)", "{:.1f}"), ("throughput", "throughput (img/s)", "{:.2f}"),
@@ -494,7 +631,7 @@ SPEED_FIELDS = [
 ]
 QUALITY_COLUMNS = ["model", "role", "params", "gmacs", "gsops", "spike_mac_share", "mean_rate", "energy_mj",
                    "energy_sram_mj", "energy_dram_mj",
-                   "psnr", "ssim", "ms_ssim", "output_levels"]
+                   "psnr", "ssim", "ms_ssim", "made_worse", "output_levels"]
 
 
 def speed_keys(devices: Sequence[str]) -> List[str]:
@@ -505,8 +642,8 @@ def csv_keys(rows: Sequence[Mapping[str, Any]]) -> List[str]:
     """The base fields, then any other key the rows carry (speed per device, SNR sweep)."""
     keys = [k for k, _, _ in FIELDS]
     for r in rows:
-        for k in r:
-            if k not in keys:
+        for k, v in r.items():
+            if k not in keys and not isinstance(v, (dict, list)):  # nested report data stays out
                 keys.append(k)
     return keys
 
@@ -580,9 +717,23 @@ def snr_table(curves: Mapping[str, Sequence[Mapping[str, float]]]) -> str:
     return "\n".join(lines)
 
 
+def with_std(row: Mapping[str, Any]) -> Dict[str, Any]:
+    """``row`` with its quality cells as 'mean +- std' text where a std over seeds exists."""
+    fmt = {k: f for k, _, f in FIELDS}
+    r = dict(row)
+    for k, _, _ in SEED_METRICS:
+        sd = row.get(f"{k}_std")
+        if row.get(k) is not None and sd is not None and not math.isnan(sd):
+            r[k] = f"{fmt[k].format(row[k])} +- {fmt[k].format(sd)}"
+    if row.get("made_worse") is not None and row.get("made_worse_of"):
+        r["made_worse"] = f"{row['made_worse']} of {row['made_worse_of']}"
+    return r
+
+
 def markdown_report(rows: Sequence[Mapping[str, Any]], budget_label: str, devices: Sequence[str],
                     curves: Optional[Mapping[str, Mapping[str, Sequence[Mapping[str, float]]]]] = None,
-                    notes: Sequence[str] = (), protocols: Optional[Mapping[str, str]] = None) -> str:
+                    notes: Sequence[str] = (), protocols: Optional[Mapping[str, str]] = None,
+                    seed_stats: Optional[Mapping[str, Sequence[SeedStats]]] = None) -> str:
     """The run's ``benchmark.md``: per task a quality/cost table (with the degraded
     input's scores where it is an image comparable with the target), the SNR sweep where
     there is one, then one speed/memory table."""
@@ -597,7 +748,7 @@ def markdown_report(rows: Sequence[Mapping[str, Any]], budget_label: str, device
         out += [f"## {task}", "",
                 f"Cost per {unit}; quality on the held-out split ({trs[0].get('n_test', '?')} items{proto}).", ""]
         cols = [c for c in QUALITY_COLUMNS if any(r.get(c) is not None for r in trs)]
-        table_rows = list(trs)
+        table_rows = [with_std(r) for r in trs]
         if any(r.get("input_psnr") is not None for r in trs):
             r0 = trs[0]
             table_rows.append({"model": "(degraded input)", "role": "no model", "psnr": r0.get("input_psnr"),
@@ -606,6 +757,16 @@ def markdown_report(rows: Sequence[Mapping[str, Any]], budget_label: str, device
         ratio = energy_ratio_line(trs)
         if ratio:
             out += [ratio, ""]
+        sev = severity_table(trs)
+        if sev:
+            out += ["Per severity on the held-out real-photo split (made worse: images whose output PSNR is below "
+                    "the input's, summed over seeds):", "", sev, ""]
+        if seed_stats is not None:
+            st = seed_stats.get(task) or []
+            out += ["SNN vs ANN twin over seeds (mean +- std over seeds; paired 95% interval over seed x image "
+                    "differences; resolved = the interval excludes 0 with at least two seeds):", ""]
+            out += [f"- {x.sentence}" for x in st] or ["- no SNN/twin pair in this run"]
+            out += ["", verdict(task, trs, st), ""]
         if curves and curves.get(task):
             out += ["Channel SNR sweep (models trained at the recipe's SNR):", "", snr_table(curves[task]), ""]
     out += ["## Speed and memory", "", speed_table(rows, devices), ""]
@@ -652,11 +813,13 @@ def _log_axis(ax) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def plot_quality_energy(rows: Sequence[Mapping[str, Any]], task: str, path: os.PathLike, title: str = "") -> Path:
+def plot_quality_energy(rows: Sequence[Mapping[str, Any]], task: str, path: os.PathLike, title: str = "",
+                        energy_key: str = "energy_mj") -> Path:
     """PSNR and SSIM against energy per item (log scale) for the models of one task; the
-    degraded input's score as a dashed line when the task has one."""
+    degraded input's score as a dashed line when the task has one; error bars: std over
+    seeds. ``energy_key``: energy_mj (operation count), energy_sram_mj or energy_dram_mj."""
     plt = _plt()
-    trs = [r for r in rows if r["task"] == task and r.get("energy_mj") is not None]
+    trs = [dict(r, energy_mj=r[energy_key]) for r in rows if r["task"] == task and r.get(energy_key) is not None]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     fig.subplots_adjust(wspace=0.35)
     for ax, key, label in ((axes[0], "psnr", "PSNR (dB)"), (axes[1], "ssim", "SSIM")):
@@ -665,6 +828,9 @@ def plot_quality_energy(rows: Sequence[Mapping[str, Any]], task: str, path: os.P
                 continue
             color, marker = ROLE_STYLE.get(r["role"], ("tab:gray", "x"))
             ax.scatter(r["energy_mj"], r[key], c=color, marker=marker, s=60, label=f"{r['model']} ({r['role']})")
+            sd = r.get(f"{key}_std")
+            if sd is not None and not math.isnan(sd):  # std over seeds
+                ax.errorbar(r["energy_mj"], r[key], yerr=sd, color=color, capsize=3, lw=1)
             # staggered labels: models with equal energy and quality stay readable
             ax.annotate(r["model"], (r["energy_mj"], r[key]), textcoords="offset points",
                         xytext=(6, 10 - 11 * j), fontsize=8, color=color)
@@ -672,7 +838,8 @@ def plot_quality_energy(rows: Sequence[Mapping[str, Any]], task: str, path: os.P
         if inp is not None:
             ax.axhline(inp, color="gray", ls="--", lw=1, label="degraded input")
         _log_axis(ax)
-        ax.set_xlabel(f"energy per item (mJ, {trs[0]['stated_size']} px)" if trs else "energy (mJ)")
+        model_name = {"energy_mj": "operation count"}.get(energy_key, energy_key[7:-3].upper() + " memory-aware")
+        ax.set_xlabel(f"energy per item (mJ, {trs[0]['stated_size']} px, {model_name})" if trs else "energy (mJ)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, which="both")
         ax.margins(x=0.3, y=0.25)

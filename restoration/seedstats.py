@@ -14,7 +14,7 @@ same images (the pairing), and returns a :class:`SeedStats`:
   excludes 0 **and** there are at least two seeds. With one seed the difference is
   always unresolved, whatever the images say: seed-to-seed variation is not measured.
 
-Not yet used by a recorded benchmark run (``tools/benchmark.py`` has no ``--seeds``).
+Used by ``tools/benchmark.py --seeds N`` (restoration.benchmark.seed_comparisons).
 """
 from __future__ import annotations
 

@@ -324,6 +324,8 @@ def test_micro_end_to_end(monkeypatch, tmp_path):
     text = (out / "benchmark.md").read_text()
     assert "MICRO budget" in text and "(degraded input)" in text
     assert "derain: crop 32, batch 2, 2 optimiser steps (1 epochs)" in text
+    assert "unresolved (one seed" in text and "No quality difference is resolved" in text  # 1 seed: unresolved
+    assert "| made worse |" in text and snn["made_worse_of"] == "2"
     for name in ("quality_energy_derain.png", "firing_rates.png"):
         assert (out / name).read_bytes()[:8] == PNG_MAGIC
     assert "derain/esdnet_tiny," in (out / "layer_rates.csv").read_text()
@@ -388,3 +390,120 @@ def test_visualize_spikes_cli(monkeypatch, tmp_path, capsys):
     assert tool.main(["--model", "esdnet_tiny_ann", "--image", str(tmp_path / "rainy.png"),
                       "--out", str(tmp_path / "x.png")]) == 2
     assert "no spiking neuron" in capsys.readouterr().err
+
+
+# -- seeds, per-severity quality, verdicts (issue 16) ------------------------------------------
+
+def test_seeds_drive_different_initialisations():
+    from restoration.engine.trainer import build_model_from_config, seed_everything
+
+    spec = B.SUITES["derain"][0]
+    weights = []
+    for k in range(2):
+        cfg = B.build_bench_config(spec, "derain", "micro", "cpu", seed=B.SEED0 + k)
+        assert int(cfg.seed) == B.SEED0 + k
+        seed_everything(int(cfg.seed))  # as the trainer does before building the model
+        weights.append(torch.cat([p.detach().flatten() for p in build_model_from_config(cfg).parameters()]))
+    assert not torch.equal(weights[0], weights[1])
+    seed_everything(B.SEED0)
+    again = build_model_from_config(B.build_bench_config(spec, "derain", "micro", "cpu"))
+    assert torch.equal(torch.cat([p.detach().flatten() for p in again.parameters()]), weights[0])
+
+
+def test_aggregate_seeds_mean_std_and_kept_columns():
+    rows = [{"task": "derain", "model": "m", "role": "SNN", "psnr": 20.0, "ssim": 0.5, "train_steps": 2,
+             "stated_size": 32, "seed": 1234},
+            {"task": "derain", "model": "m", "role": "SNN", "psnr": 22.0, "ssim": 0.7, "train_steps": 2,
+             "stated_size": 32, "seed": 1235}]
+    agg = B.aggregate_seeds(rows)
+    assert agg["psnr"] == pytest.approx(21.0) and agg["psnr_std"] == pytest.approx(2 ** 0.5)
+    assert agg["ssim_std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
+    assert agg["train_steps"] == 2 and agg["stated_size"] == 32 and agg["n_seeds"] == 2  # equal ints stay ints
+    assert agg["seed"] == "1234 1235"
+    one = B.aggregate_seeds(rows[:1])
+    assert one["psnr"] == 20.0 and np.isnan(one["psnr_std"]) and one["seed"] == 1234
+    assert "21.00 +- 1.41" in B.with_std(agg)["psnr"] and B.with_std(one)["psnr"] == 20.0
+
+
+def _images(psnrs, inputs):
+    levels = ("light", "medium", "heavy")
+    return [{"name": f"{levels[i % 3]}_{i:05d}.png", "psnr": p, "ssim": p / 100, "ms_ssim": p / 100,
+             "input_psnr": q} for i, (p, q) in enumerate(zip(psnrs, inputs))]
+
+
+def test_seed_comparisons_pair_images_over_seeds_and_say_resolved():
+    snn = [_images([21, 22, 23], [20] * 3), _images([21.5, 22.5, 23.5], [20] * 3)]
+    twin = [_images([20, 21, 22], [20] * 3), _images([20.4, 21.6, 22.4], [20] * 3)]
+    st = {s.metric: s for s in B.seed_comparisons({"derain": {"a": snn, "b": twin}},
+                                                  {"a": "SNN", "b": "ANN twin"})["derain"]}
+    assert st["PSNR"].n_seeds == 2 and st["PSNR"].n_images == 3
+    assert st["PSNR"].diff_mean == pytest.approx(np.mean([1, 1, 1, 1.1, 0.9, 1.1]))
+    assert st["PSNR"].resolved and "resolved (`a` is higher)" in st["PSNR"].sentence
+    text = B.verdict("derain", [], list(st.values()))
+    assert "the SNN scores higher" in text and "resolved" in text
+    # one seed: unresolved whatever the images say
+    one = B.seed_comparisons({"derain": {"a": snn[:1], "b": twin[:1]}}, {"a": "SNN", "b": "ANN twin"})["derain"]
+    assert all(not s.resolved and "unresolved (one seed" in s.sentence for s in one)
+    assert "No quality difference is resolved" in B.verdict("derain", [], one)
+
+
+def test_severity_quality_counts_a_model_that_makes_images_worse():
+    """A model returning zeros: every image's PSNR falls below its input's; the made-worse
+    column says so per severity, summed over seeds."""
+    from torch.utils.data import Subset
+
+    from restoration.config import Config
+    from restoration.engine.evaluator import Evaluator
+    from restoration.registry import build_task
+
+    class Zeros(nn.Module):
+        def forward(self, x):
+            return torch.zeros_like(x)
+
+    cfg = B.build_bench_config(B.SUITES["derain"][0], "derain", "micro", "cpu")
+    cfg.data.builtin.n_test = 3  # one light, one medium, one heavy image
+    task = build_task("derain", **dict(cfg.task_args or {}))
+    test_cfg = Config(cfg.to_dict())
+    test_cfg.data.valid_mode = "test"
+    data = task.build_dataset(test_cfg, cfg.data.test_split, False)
+    data = Subset(data, range(min(3, len(data))))
+    rows = Evaluator(task, cfg, torch.device("cpu")).evaluate(Zeros(), data, full=True).rows
+    sev = B.severity_quality([rows, rows])
+    assert sev["all"]["worse"] == sev["all"]["n_compared"] == 2 * len(data)
+    for level in ("light", "medium", "heavy")[:len(data)]:
+        assert sev[level]["worse"] == sev[level]["n_compared"] == 2 and sev[level]["gain"] < 0
+    table = B.severity_table([{"model": "zeros", "severity": sev}])
+    assert f"| `zeros` | all | {len(data)} |" in table and f"{2 * len(data)} of {2 * len(data)} |" in table
+    assert B.severity_quality([[{"name": "x", "psnr": 1.0}]]) == {}  # no input PSNR (stereo JSCC): nothing
+
+
+@pytest.mark.slow
+def test_micro_two_seeds_end_to_end(monkeypatch, tmp_path):
+    monkeypatch.setenv("SNN_RESTORATION_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("RESTORATION_NO_TQDM", "1")
+    tool = load_tool("benchmark", monkeypatch)
+    out = tmp_path / "run"
+    assert tool.main(["--tasks", "derain", "--budget", "micro", "--seeds", "2", "--no-speed", "--threads", "1",
+                      "--out", str(out)]) == 0
+    text = (out / "benchmark.md").read_text()
+    assert " +- " in text and "paired 95% interval [" in text and "resolved" in text
+    assert "Verdict for derain:" in text and "| made worse |" in text and " of 4 |" in text
+    with open(out / "benchmark.csv") as f:
+        rows = {r["model"]: r for r in csv.DictReader(f)}
+    assert rows["esdnet_tiny"]["n_seeds"] == "2" and float(rows["esdnet_tiny"]["psnr_std"]) >= 0
+    assert rows["esdnet_tiny"]["made_worse_of"] == "4" and "light_made_worse" in rows["esdnet_tiny"]
+    with open(out / "benchmark_seeds.csv") as f:
+        assert sorted(r["seed"] for r in csv.DictReader(f)) == ["1234", "1234", "1235", "1235"]
+    for name in ("quality_energy_derain.png", "quality_energy_derain_sram.png", "quality_energy_derain_dram.png"):
+        assert (out / name).read_bytes()[:8] == PNG_MAGIC
+    assert (out / "derain" / "esdnet_tiny" / "seed1235" / "esdnet_tiny_last.pth").is_file()
+
+
+def test_cli_seeds_errors_are_one_line(monkeypatch, capsys):
+    tool = load_tool("benchmark", monkeypatch)
+    with pytest.raises(SystemExit):
+        tool.main(["--tasks", "derain", "--seeds", "0"])
+    assert "--seeds 0: give 1 or more seeds" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        tool.main(["--tasks", "derain", "--seeds", "2", "--pretrained"])
+    assert "have no seed to vary: drop --seeds" in capsys.readouterr().err

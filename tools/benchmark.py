@@ -35,7 +35,8 @@ also benchmarkable with --models:
 """ + "\n".join(f"  {t:12s} " + ", ".join(f"{s.name} ({s.role})" for s in specs) for t, specs in EXTRA_SPECS.items()) + """
 
 budgets (what all models of a task share: data, crop, batch, optimiser steps, seed):
-  quick  a smoke-level comparison, all three tasks in well under 30 minutes on 2 CPU cores
+  quick  a smoke-level comparison, all three tasks in about 15 minutes per seed on 2 CPU cores
+         (--seeds 3: about 40 minutes; speed is measured once)
   full   each task's shipped CPU recipe (configs/<task>/*_cpu.yaml)
   authors  stereo_jscc only: the four-way DHF-JSCC comparison of docs/JSCC.md sized for 2 CPU cores
 Each model keeps its own recipe's optimiser, loss and schedule shape.
@@ -67,6 +68,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="config override applied to every model's recipe, e.g. --set optim.lr=1e-3")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: OMP_NUM_THREADS, else half the cores)")
+    p.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="train and evaluate every model N times with seeds 1234+k (weights, data order, crops); "
+                        "quality as mean +- std over seeds, SNN vs twin with a paired 95%% interval (default 1)")
     p.add_argument("--no-speed", dest="speed", action="store_false", help="skip latency/throughput/memory")
     return p
 
@@ -147,7 +151,7 @@ def output_levels(model, task, test_set, device, fn) -> int:
     return int(torch.unique((pred.float().clamp(0, 1) * 255).round()).numel())
 
 
-def run_model(i, clock, task_name, spec, args, out, data_dirs, checkpoints, speed_devices, threads):
+def run_model(i, clock, task_name, spec, args, out, data_dirs, checkpoints, speed_devices, threads, seed=None):
     """Train (or load), evaluate, count and time one model; returns (row, SNR curve or None,
     per-layer neuron firing rates, metric protocol)."""
     from torch.utils.data import DataLoader, Subset
@@ -160,11 +164,16 @@ def run_model(i, clock, task_name, spec, args, out, data_dirs, checkpoints, spee
     from restoration.engine.trainer import Trainer, build_model_from_config, resolve_device
     from restoration.registry import build_task
 
-    label = f"{task_name} / {spec.name} ({spec.role})"
-    cfg = build_bench_config(spec, task_name, args.budget, args.device, data_dirs.get(task_name), args.overrides)
+    from restoration.benchmark import SEED0
+
+    seed = SEED0 if seed is None else seed
+    label = f"{task_name} / {spec.name} ({spec.role})" + (f" seed {seed}" if args.seeds > 1 else "")
+    cfg = build_bench_config(spec, task_name, args.budget, args.device, data_dirs.get(task_name), args.overrides,
+                             seed=seed)
     task = build_task(task_name, **dict(cfg.task_args or {}))
-    run_dir = out / task_name / spec.name
-    row = {"task": task_name, "model": spec.name, "role": spec.role}
+    # one folder per seed when there are several; the one-seed layout is kept
+    run_dir = out / task_name / spec.name / (f"seed{seed}" if args.seeds > 1 else "")
+    row = {"task": task_name, "model": spec.name, "role": spec.role, "seed": seed}
     if spec.name in checkpoints:
         ckpt = Path(checkpoints[spec.name])
         ck = load_checkpoint(ckpt)
@@ -235,7 +244,7 @@ def run_model(i, clock, task_name, spec, args, out, data_dirs, checkpoints, spee
                memory_mbit=cost["memory_mbit"], mean_rate=measured["mean_rate"], stated_size=size)
 
     # speed and memory, each in a fresh process
-    if args.speed:
+    if args.speed and seed == SEED0:  # speed does not depend on the seed: measured once
         sp = BUDGETS[args.budget]["speed"]
         for dev in speed_devices:
             clock.say(i, f"{label}: latency, throughput, training step and peak memory on {dev}")
@@ -246,6 +255,7 @@ def run_model(i, clock, task_name, spec, args, out, data_dirs, checkpoints, spee
                         f"{dev}_train_peak_mb": m["train_peak_mb"], f"{dev}_memory_method": m["memory_method"]})
     clock.say(i, f"{label}: PSNR {row['psnr']:.2f} SSIM {row['ssim']:.4f}, {row['gmacs']:.2f} GMACs, "
                  f"{row['gsops']:.3f} GSOPs, {row['energy_mj']:.2f} mJ")
+    row["_per_image"] = res.rows  # for the paired comparison over seeds; not written to the CSV
     return row, curve, measured["neuron_rates"], protocol
 
 
@@ -258,6 +268,11 @@ def main(argv=None) -> int:
         if not any(task_specs(t, [m]) for t in args.tasks):
             choices = sorted({s.name for t in args.tasks for s in SUITES[t] + EXTRA_SPECS.get(t, [])})
             p.error(f"--models {m}: not benchmarkable in tasks {' '.join(args.tasks)}; choose from {', '.join(choices)}")
+    if args.seeds < 1:
+        p.error(f"--seeds {args.seeds}: give 1 or more seeds")
+    if args.seeds > 1 and (args.checkpoint or args.pretrained):
+        p.error(f"--seeds {args.seeds} trains each model {args.seeds} times; loaded weights (--checkpoint, "
+                f"--pretrained) have no seed to vary: drop --seeds")
     for t in args.tasks:
         if t not in BUDGETS[args.budget]["tasks"]:
             p.error(f"--budget {args.budget} covers the tasks {', '.join(BUDGETS[args.budget]['tasks'])}, not {t}")
@@ -314,17 +329,32 @@ def main(argv=None) -> int:
     plan = [(t, s) for t in args.tasks for s in task_specs(t, args.models) if s.name not in skipped]
     if skipped:
         log.info(f"--pretrained: no shipped weights for {', '.join(skipped)}; left out")
-    clock = Clock(len(plan), log)
-    rows, curves, rates, protocols = [], {}, {}, {}
-    for i, (task_name, spec) in enumerate(plan, 1):
-        row, curve, neuron_rates, protocol = run_model(i, clock, task_name, spec, args, out, data_dirs, checkpoints,
-                                                       speed_devices, threads)
-        rows.append(row)
-        protocols[task_name] = protocol
-        if curve:
-            curves.setdefault(task_name, {})[spec.name] = curve
-        if neuron_rates:
-            rates[f"{task_name}/{spec.name}"] = neuron_rates
+    clock = Clock(len(plan) * args.seeds, log)
+    rows, curves, rates, protocols, per_image, seed_rows = [], {}, {}, {}, {}, []
+    i = 0
+    for task_name, spec in plan:
+        by_seed = []
+        for k in range(args.seeds):
+            i += 1
+            row, curve, neuron_rates, protocol = run_model(i, clock, task_name, spec, args, out, data_dirs,
+                                                           checkpoints, speed_devices, threads, seed=B.SEED0 + k)
+            per_image.setdefault(task_name, {}).setdefault(spec.name, []).append(row.pop("_per_image"))
+            by_seed.append(row)
+            seed_rows.append(row)
+            protocols[task_name] = protocol
+            if curve and k == 0:  # the first seed's sweep and rates (plots); the means are in the table
+                curves.setdefault(task_name, {})[spec.name] = curve
+            if neuron_rates and k == 0:
+                rates[f"{task_name}/{spec.name}"] = neuron_rates
+        agg = B.aggregate_seeds(by_seed)
+        sev = B.severity_quality(per_image[task_name][spec.name])
+        if sev:  # derain, dehaze: per severity with the made-worse count; stereo JSCC has none
+            agg.update(B.severity_fields(sev))
+            agg["made_worse"] = sev["all"]["worse"]
+            agg["made_worse_of"] = sev["all"]["n_compared"]
+            agg["severity"] = sev  # for the report's per-severity table; the CSV has the flat columns
+        rows.append(agg)
+    seed_stats = B.seed_comparisons(per_image, {r["model"]: r["role"] for r in rows})
     wall = time.time() - clock.t0
     load1 = os.getloadavg()
 
@@ -356,7 +386,9 @@ def main(argv=None) -> int:
              f"Wall time: {wall / 60:.1f} min for the whole run ({'training, ' if trained else ''}evaluation, "
              f"counting, timing).",
              ("Shared budget per task — " if trained else "Timed training step per task — ")
-             + "; ".join(shares) + ". Seed 1234 for all.",
+             + "; ".join(shares) + (". Seed 1234 for all." if args.seeds == 1 else
+                                    f". {args.seeds} seeds ({B.SEED0}..{B.SEED0 + args.seeds - 1}) per model: "
+                                    "quality is mean +- std over seeds; costs are means over seeds."),
              *([f"Shipped weights (--pretrained) evaluated as they are; left out for want of shipped weights: "
                 f"{', '.join(skipped) or 'none'}."] if args.pretrained else []),
              f"Speed: medians of {sp['repeats']} runs after {sp['warmup']} warm-up runs, each in a fresh process; "
@@ -366,16 +398,22 @@ def main(argv=None) -> int:
              "MACs count every time step a spiking model runs (dense count); SOPs and energy use per-layer input "
              "firing rates measured on the held-out images. 'firing rate': mean over all neuron outputs "
              "(OLIF: outputs above its threshold)."]
-    text = B.markdown_report(rows, label, speed_devices, curves, notes, protocols)
+    text = B.markdown_report(rows, label, speed_devices, curves, notes, protocols, seed_stats=seed_stats)
     B._atomic_write_text(out / "benchmark.md", text)
     B.write_csv(rows, out / "benchmark.csv")
+    if args.seeds > 1:
+        B.write_csv(seed_rows, out / "benchmark_seeds.csv")  # one row per model and seed
     layer_rows = [{"model": m, "layer": n, "firing_rate": v} for m, r in rates.items() for n, v in r.items()]
     B._atomic_write_text(out / "layer_rates.csv", "model,layer,firing_rate\n" +
                          "".join(f"{r['model']},{r['layer']},{r['firing_rate']:.6f}\n" for r in layer_rows))
     plots = []
     for t in args.tasks:
         plots.append(B.plot_quality_energy(rows, t, out / f"quality_energy_{t}.png",
-                                           title=f"{t}: quality vs energy ({what})"))
+                                           title=f"{t}: quality vs energy, operation count ({what})"))
+        for level in B.MEMORY_LEVELS:  # the memory-aware presets beside the operation count
+            plots.append(B.plot_quality_energy(rows, t, out / f"quality_energy_{t}_{level}.png",
+                                               title=f"{t}: quality vs energy, memory-aware {level.upper()} ({what})",
+                                               energy_key=f"energy_{level}_mj"))
     roles = {r["model"]: r["role"] for r in rows}
     for t, c in curves.items():
         B._atomic_write_text(out / f"{t}_snr.csv", "model,snr_db,psnr,ssim,ms_ssim\n" + "".join(
