@@ -4,7 +4,7 @@ Built-in entries register themselves when their module is imported. The registry
 imports those modules lazily, on the first lookup:
 
 * models: every module in ``restoration/models/``;
-* tasks: every module in the top-level ``tasks/`` package (a new task is one new
+* tasks: every module in the top-level ``tasks/`` folder, installed as ``restoration.tasks`` (a new task is one new
   file there, no edit anywhere else);
 * datasets: every module in ``restoration/data/``.
 
@@ -112,7 +112,7 @@ class Registry:
 
 
 MODELS = Registry("model", packages=["restoration.models"], entry_point_group="restoration.models")
-TASKS = Registry("task", packages=["tasks"], entry_point_group="restoration.tasks")
+TASKS = Registry("task", packages=["restoration.tasks"], entry_point_group="restoration.tasks")
 DATASETS = Registry("dataset", packages=["restoration.data"], entry_point_group="restoration.datasets")
 
 

@@ -125,3 +125,18 @@ def test_every_recipe_has_a_cpu_sibling_and_each_task_default_is_cpu_sized():
         assert default.endswith("_cpu.yaml")
         cfg = load_config(CONFIG_ROOT / default)
         assert cfg.data.root is None  # built-in data
+
+
+def test_task_plugins_install_under_restoration_not_as_top_level_tasks(tmp_path):
+    # the tasks/ folder is installed as restoration.tasks (setup.cfg package_dir), so a
+    # generic top-level `tasks` never lands in site-packages; run outside the repo,
+    # where the checkout's own folder is not on sys.path
+    import subprocess
+    import sys
+
+    code = ("import importlib.util, restoration.registry as r; "
+            "assert importlib.util.find_spec('tasks') is None; "
+            "import restoration.tasks; print(','.join(r.list_tasks()))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert {"dehaze", "derain", "stereo_jscc"} <= set(out.stdout.strip().split(","))
