@@ -201,13 +201,15 @@ def test_ctrl_c_saves_nothing_half_written_and_prints_the_resume_command(tmp_pat
     stale = run / ".esdnet_tiny_current.pth.tmp999999999"  # left by a killed run (no such pid)
     stale.write_bytes(b"x")
     args = [sys.executable, str(REPO / "tools" / "train.py"), "--task", "derain", "--data-dir", str(data),
-            "--save-dir", str(runs), "--overwrite", "--threads", "1", "--epochs", "50", "--set", "data.batch_size=2",
+            "--save-dir", str(runs), "--overwrite", "--threads", "1", "--epochs", "5000", "--set", "data.batch_size=2",
             "--set", "data.patch_size=16", "--set", "train.sample_images=0", "--set", "data.repeat=20"]
     proc = subprocess.Popen(args, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 240
     while time.time() < deadline and not list(run.glob("*_current.pth")):
         time.sleep(0.2)
     assert list(run.glob("*_current.pth")), "the first epoch never finished"
+    # thousands of epochs: a loaded machine must not let the run end before the signal lands
+    assert proc.poll() is None, "the run ended before Ctrl-C was sent"
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
