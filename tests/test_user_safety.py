@@ -203,15 +203,22 @@ def test_ctrl_c_saves_nothing_half_written_and_prints_the_resume_command(tmp_pat
     args = [sys.executable, str(REPO / "tools" / "train.py"), "--task", "derain", "--data-dir", str(data),
             "--save-dir", str(runs), "--overwrite", "--threads", "1", "--epochs", "5000", "--set", "data.batch_size=2",
             "--set", "data.patch_size=16", "--set", "train.sample_images=0", "--set", "data.repeat=20"]
-    proc = subprocess.Popen(args, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 240
-    while time.time() < deadline and not list(run.glob("*_current.pth")):
-        time.sleep(0.2)
-    assert list(run.glob("*_current.pth")), "the first epoch never finished"
-    # thousands of epochs: a loaded machine must not let the run end before the signal lands
-    assert proc.poll() is None, "the run ended before Ctrl-C was sent"
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    # a shell that starts the tests in the background (`cmd &`) leaves SIGINT ignored, and
+    # Python then installs no KeyboardInterrupt handler: give the run a terminal's default
+    proc = subprocess.Popen(args, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and not list(run.glob("*_current.pth")):
+            time.sleep(0.2)
+        assert list(run.glob("*_current.pth")), "the first epoch never finished"
+        # thousands of epochs: a loaded machine must not let the run end before the signal lands
+        assert proc.poll() is None, "the run ended before Ctrl-C was sent"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "--exp esdnet_cpu --resume" in err
     assert not stale.exists() and not [p for p in run.iterdir() if ".tmp" in p.name]
