@@ -36,7 +36,7 @@ also benchmarkable with --models:
 
 budgets (what all models of a task share: data, crop, batch, optimiser steps, seed):
   quick  a smoke-level comparison, all three tasks in about 15 minutes per seed on 2 CPU cores
-         (--seeds 3: about 40 minutes; speed is measured once)
+         (--seeds 3: 53 minutes measured on a shared 2-core machine; speed is measured once)
   full   each task's shipped CPU recipe (configs/<task>/*_cpu.yaml)
   authors  stereo_jscc only: the four-way DHF-JSCC comparison of docs/JSCC.md sized for 2 CPU cores
 Each model keeps its own recipe's optimiser, loss and schedule shape.
