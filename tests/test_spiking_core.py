@@ -241,3 +241,32 @@ def test_cpp_lif_falls_back_for_what_it_does_not_cover():
     store = LIF(store_v_seq=True)
     store(x)
     assert store.v_seq.shape == x.shape
+
+
+# --- SpikingJelly's CuPy argument check under NumPy >= 1.24 (sj_compat.py) -------------
+
+def test_cupy_argument_check_works_without_np_int(monkeypatch):
+    """The pinned SpikingJelly checks cupy int arguments with ``np.int`` (gone since NumPy
+    1.24): every CUDA training step failed until sj_compat replaced the check. Checked here
+    with a stand-in for cupy.ndarray, so it runs without a GPU."""
+    import types
+
+    import numpy as np
+    from spikingjelly.activation_based.auto_cuda import base
+
+    import restoration.spiking.neurons  # noqa: F401  (applies the fix on import)
+
+    class FakeCupyArray:
+        def __init__(self, dtype):
+            self.dtype = np.dtype(dtype)
+
+    monkeypatch.setattr(base, "cupy", types.SimpleNamespace(ndarray=FakeCupyArray))
+    kernel = types.SimpleNamespace(cparams={"numel": "const int &", "x_seq": "const float *"})
+    check = base.CKernel.check_ctypes
+    if not hasattr(np, "int"):
+        assert check.__module__ == "restoration.spiking.sj_compat"
+    check(kernel, {"numel": FakeCupyArray(np.int32), "x_seq": torch.zeros(3)})
+    with pytest.raises(AssertionError):  # a float where the kernel takes an int is still caught
+        check(kernel, {"numel": FakeCupyArray(np.float32), "x_seq": torch.zeros(3)})
+    with pytest.raises(AssertionError):
+        check(kernel, {"numel": FakeCupyArray(np.int32), "x_seq": torch.zeros(3, dtype=torch.half)})

@@ -20,7 +20,10 @@ import torch
 import torch.nn as nn
 from spikingjelly.activation_based import neuron, surrogate
 
+from . import sj_compat
 from .backend import BACKENDS, cpp_available, cupy_available, resolve_backend  # noqa: F401
+
+sj_compat.apply()  # before any neuron runs: SpikingJelly's CuPy kernels and NumPy >= 1.24
 
 
 SURROGATES = {
