@@ -50,11 +50,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .config import CONFIG_ROOT, Config, load_config
-from .energy import E_AC_PJ, E_MAC_PJ, MEMORY_LEVELS, count_ops, memory_traffic
-from .seedstats import SeedStats, paired_seed_stats
+from ..config import CONFIG_ROOT, Config, load_config
+from ..energy import E_AC_PJ, E_MAC_PJ, MEMORY_LEVELS, count_ops, memory_traffic
+from ..seedstats import SeedStats, paired_seed_stats
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 ENERGY_FORMULA = (f"E = {E_MAC_PJ} pJ x MACs on real-valued inputs + {E_AC_PJ} pJ x SOPs on spike inputs; "
                   f"SOPs = MACs (all time steps) x the layer's input firing rate measured on the held-out images")
@@ -230,7 +230,7 @@ def synthetic_batch(n: int, size: int, seed: int = 0) -> Dict[str, Any]:
 
 
 def is_spiking(model: nn.Module) -> bool:
-    from .spiking import is_spiking_neuron
+    from ..spiking import is_spiking_neuron
 
     return any(is_spiking_neuron(m) for m in model.modules())
 
@@ -263,7 +263,7 @@ def measure_ops(model: nn.Module, task, batches: Iterable[Mapping[str, Any]], de
     Returns ``{'layers': {name: {'macs', 'spike_input', 'rate'}}, 'neuron_rates': {..},
     'mean_rate': float or None}``; rates are MAC-weighted over all images.
     """
-    from .spiking import FiringRateMonitor
+    from ..spiking import FiringRateMonitor
 
     wrapped = TaskModel(model, task, device, fn)
     acc: Dict[str, Dict[str, Any]] = {}
@@ -391,7 +391,7 @@ def severity_quality(seeds: Sequence[Sequence[Mapping[str, Any]]]) -> Dict[str, 
     The do-no-harm counts are the evaluator's own (:func:`severity_report`, as the trainer's
     final table and tools/export_pretrained.py's do_no_harm); empty when no item has an
     input PSNR (stereo JSCC)."""
-    from .engine.evaluator import SEVERITY_LEVELS, severity_of, severity_report
+    from ..engine.evaluator import SEVERITY_LEVELS, severity_of, severity_report
 
     per_seed = [severity_report(list(rows)) for rows in seeds]
     out: Dict[str, Dict[str, Any]] = {}
@@ -467,7 +467,7 @@ def verdict(task: str, rows: Sequence[Mapping[str, Any]], stats: Sequence[SeedSt
 
 # -- speed and memory in a fresh process -----------------------------------------------
 
-from .engine.memory import MALLOC_ENV, PeakMemory  # noqa: E402  (the engine owns memory measurement)
+from ..engine.memory import MALLOC_ENV, PeakMemory  # noqa: E402  (the engine owns memory measurement)
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
@@ -500,11 +500,11 @@ def _steps(cfg_path: str, checkpoint: Optional[str], size: int, patch: int, batc
            device: str):
     """(device, inference step factory, training step) for the model of a benchmark config
     (``cfg_path``: a YAML path or an already built :class:`Config`)."""
-    from .engine.checkpoint import load_checkpoint, model_state_from
-    from .engine.evaluator import reset_state
-    from .engine.optim import build_optimizer
-    from .engine.trainer import build_model_from_config
-    from .registry import build_task
+    from ..engine.checkpoint import load_checkpoint, model_state_from
+    from ..engine.evaluator import reset_state
+    from ..engine.optim import build_optimizer
+    from ..engine.trainer import build_model_from_config
+    from ..registry import build_task
 
     cfg = cfg_path if isinstance(cfg_path, Config) else load_config(cfg_path)
     dev = torch.device(device)
@@ -922,7 +922,7 @@ def spike_maps(model: nn.Module, *inputs, item: int = 0) -> "Dict[str, Dict[str,
     Returns ``{name: {'map': tensor, 'kind': str, 'calls': int}}`` in forward order; the
     model's state is reset afterwards.
     """
-    from .spiking import OLIF, is_spiking_neuron
+    from ..spiking import OLIF, is_spiking_neuron
 
     maps: Dict[str, Dict[str, Any]] = {}
     handles = []
@@ -976,10 +976,3 @@ def region_rates(rate_map: torch.Tensor, mask: torch.Tensor) -> "tuple":
     inside = float(rate_map[m].mean()) if m.any() else float("nan")
     outside = float(rate_map[~m].mean()) if (~m).any() else float("nan")
     return inside, outside
-
-
-if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "_measure":
-        sys.exit(_measure_cli(sys.argv[2:]))
-    print("usage: python tools/benchmark.py --help (this module's own entry point is internal)", file=sys.stderr)
-    sys.exit(2)
