@@ -328,6 +328,18 @@ def test_micro_end_to_end(monkeypatch, tmp_path):
     assert "| made worse |" in text and snn["made_worse_of"] == "2"
     for name in ("quality_energy_derain.png", "firing_rates.png"):
         assert (out / name).read_bytes()[:8] == PNG_MAGIC
+    # the same run in two worker processes: the same figures, whatever the order the jobs end in
+    out2 = tmp_path / "run_jobs2"
+    assert tool.main(["--tasks", "derain", "--budget", "micro", "--no-speed", "--threads", "1", "--jobs", "2",
+                      "--out", str(out2)]) == 0
+    with open(out2 / "benchmark.csv") as f:
+        rows2 = {r["model"]: r for r in csv.DictReader(f)}
+    assert list(rows2) == list(rows)  # the plan's order, not the order of completion
+    for m in rows:
+        for k in ("psnr", "ssim", "ms_ssim", "gsops", "energy_dram_mj", "made_worse", "output_levels"):
+            assert rows2[m][k] == rows[m][k], (m, k)
+    log = (out2 / "benchmark.log").read_text()
+    assert "[1/2 " in log and "[2/2 " in log and "evaluating on the held-out" in log  # workers log there too
     assert "derain/esdnet_tiny," in (out / "layer_rates.csv").read_text()
 
     # the same weights loaded with --checkpoint give the same scores, without training

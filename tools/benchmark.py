@@ -27,7 +27,8 @@ from pathlib import Path
 
 import _bootstrap  # noqa: F401  (repository root on sys.path)
 
-from restoration.benchmark import BUDGETS, EXTRA_SPECS, JSCC_SNRS, STATED_SIZE, SUITES, task_specs  # noqa: E402
+from restoration.benchmark import BUDGETS, EXTRA_SPECS, SUITES, task_specs  # noqa: E402
+from restoration.benchmark.run import Clock, adopt_checkpoint_recipe, measure_model_speed, run_jobs  # noqa: E402,F401
 
 EPILOG = """models per task:
 """ + "\n".join(f"  {t:12s} " + ", ".join(f"{s.name} ({s.role})" for s in specs) for t, specs in SUITES.items()) + """
@@ -71,6 +72,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=1, metavar="N",
                    help="train and evaluate every model N times with seeds 1234+k (weights, data order, crops); "
                         "quality as mean +- std over seeds, SNN vs twin with a paired 95%% interval (default 1)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="train and evaluate N models at once in worker processes of --threads threads each "
+                        "(--jobs 2 --threads 1 uses both cores of a 2-core machine); speed is then measured "
+                        "one model at a time after all training; results do not depend on N (default 1)")
     p.add_argument("--no-speed", dest="speed", action="store_false", help="skip latency/throughput/memory")
     return p
 
@@ -95,17 +100,6 @@ def machine_line(threads: int) -> str:
             f"with {threads} thread(s); Python {platform.python_version()}")
 
 
-class Clock:
-    """Progress lines with the elapsed time: one line per stage, never a redraw."""
-
-    def __init__(self, total: int, log):
-        self.t0, self.total, self.log = time.time(), total, log
-
-    def say(self, i: int, what: str) -> None:
-        m, s = divmod(int(time.time() - self.t0), 60)
-        self.log.info(f"[{i}/{self.total} {m:02d}:{s:02d}] {what}")
-
-
 def shipped_weights(tasks) -> dict:
     """``{model name: verified weight file}`` for the benchmarked models with shipped weights
     (the first manifest entry of each model)."""
@@ -120,145 +114,6 @@ def shipped_weights(tasks) -> dict:
     return out
 
 
-def adopt_checkpoint_recipe(cfg, ck, model_name: str) -> None:
-    """Give ``cfg`` the model arguments and the loss that the checkpoint ``ck`` was trained with
-    (when it records them and is of ``model_name``): the model must be rebuilt as it was, and
-    the timed training step must use a loss that model can feed (e.g. no rate term for a JSCC
-    model trained without its entropy model)."""
-    from restoration.config import Config
-
-    saved = (ck.get("config") or {}) if isinstance(ck, dict) else {}
-    model = saved.get("model") or {}
-    if model.get("name") != model_name:
-        return
-    cfg.model.args = Config(model.get("args") or {})
-    if saved.get("loss"):
-        cfg.loss = Config(saved["loss"])
-
-
-def output_levels(model, task, test_set, device, fn) -> int:
-    """Distinct 8-bit values in the model's output for the first held-out item: a collapsed
-    model (the DHF-JSCC-SNN seed reported 2-29) shows it at once."""
-    import torch
-    from torch.utils.data import DataLoader
-
-    from restoration.engine.evaluator import reset_state
-
-    batch = next(iter(DataLoader(test_set, batch_size=1)))
-    with torch.no_grad():
-        pred = task.forward(fn, batch, device)[0]
-    reset_state(model)
-    return int(torch.unique((pred.float().clamp(0, 1) * 255).round()).numel())
-
-
-def run_model(i, clock, task_name, spec, args, out, data_dirs, checkpoints, speed_devices, threads, seed=None):
-    """Train (or load), evaluate, count and time one model; returns (row, SNR curve or None,
-    per-layer neuron firing rates, metric protocol)."""
-    from torch.utils.data import DataLoader, Subset
-
-    from restoration.benchmark import build_bench_config, cost_at_size, measure_ops, measure_speed
-    from restoration.config import Config, dump_config
-    from restoration.engine.checkpoint import load_checkpoint, model_state_from
-    from restoration.engine.distributed import DistInfo
-    from restoration.engine.evaluator import Evaluator
-    from restoration.engine.trainer import Trainer, build_model_from_config, resolve_device
-    from restoration.registry import build_task
-
-    from restoration.benchmark import SEED0
-
-    seed = SEED0 if seed is None else seed
-    label = f"{task_name} / {spec.name} ({spec.role})" + (f" seed {seed}" if args.seeds > 1 else "")
-    cfg = build_bench_config(spec, task_name, args.budget, args.device, data_dirs.get(task_name), args.overrides,
-                             seed=seed)
-    task = build_task(task_name, **dict(cfg.task_args or {}))
-    # one folder per seed when there are several; the one-seed layout is kept
-    run_dir = out / task_name / spec.name / (f"seed{seed}" if args.seeds > 1 else "")
-    row = {"task": task_name, "model": spec.name, "role": spec.role, "seed": seed}
-    if spec.name in checkpoints:
-        ckpt = Path(checkpoints[spec.name])
-        ck = load_checkpoint(ckpt)
-        adopt_checkpoint_recipe(cfg, ck, spec.name)
-        device = resolve_device(cfg.device, DistInfo())
-        model = build_model_from_config(cfg).to(device)
-        try:
-            model.load_state_dict(ck["ema"] if ck.get("ema") else model_state_from(ck))
-        except RuntimeError as e:
-            raise ValueError(f"--checkpoint {spec.name}={ckpt} does not fit model {spec.name!r} with args "
-                             f"{dict(cfg.model.args)}: {str(e).splitlines()[0]}") from None
-        row.update(trained_from=str(ckpt), train_seconds=None, train_steps=None)
-        clock.say(i, f"{label}: weights from {ckpt}")
-    else:
-        clock.say(i, f"{label}: training ({cfg.train.epochs} epochs x {cfg.train.max_steps_per_epoch or 'all'} "
-                     f"steps, batch {cfg.data.batch_size}, crop {cfg.data.patch_size}, recipe {spec.recipe})")
-        trainer = Trainer(cfg, task, run_dir)
-        t0 = time.time()
-        trainer.fit()
-        row.update(train_seconds=time.time() - t0, train_steps=trainer.global_step, trained_from="trained here")
-        model, device = trainer.eval_model(), trainer.device
-        ckpt = trainer.ckpt.path("last")
-    model.eval()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    cfg_path = run_dir / "bench_config.yaml"
-    dump_config(cfg, cfg_path)
-
-    # quality on the held-out split, the task's protocol
-    clock.say(i, f"{label}: evaluating on the held-out '{cfg.data.test_split}' split")
-    test_cfg = Config(cfg.to_dict())
-    test_cfg.data.valid_mode = "test"
-    test_set = task.build_dataset(test_cfg, cfg.data.test_split, False)
-    cap = BUDGETS[args.budget].get("max_test_images")
-    if cap and cap < len(test_set):
-        test_set = Subset(test_set, range(cap))
-    ev = Evaluator(task, cfg, device)
-    res = ev.evaluate(model, test_set, full=True)
-    s = res.summary
-    row.update(n_test=len(test_set), psnr=s.get("psnr"), ssim=s.get("ssim"), ms_ssim=s.get("ms_ssim"),
-               input_psnr=s.get("input_psnr"), input_ssim=s.get("input_ssim"), input_ms_ssim=s.get("input_ms_ssim"))
-    row["output_levels"] = output_levels(model, task, test_set, device, ev.model_fn(model))
-    protocol = (", Y channel" if ev.y_channel else ", RGB") + (f", border {ev.crop_border}" if ev.crop_border else "")
-
-    curve = None
-    snr_key = getattr(task, "snr_config_key", None)
-    if snr_key and hasattr(model, snr_key.split(".")[-1]):
-        attr = snr_key.split(".")[-1]
-        trained_snr = getattr(model, attr)
-        row["train_snr_db"] = trained_snr
-        curve = []
-        try:
-            for snr in JSCC_SNRS:
-                setattr(model, attr, snr)
-                r = ev.evaluate(model, test_set, full=True).summary
-                curve.append({"snr_db": snr, "psnr": r["psnr"], "ssim": r["ssim"], "ms_ssim": r.get("ms_ssim")})
-                row[f"psnr_snr{snr:g}"], row[f"ms_ssim_snr{snr:g}"] = r["psnr"], r.get("ms_ssim")
-        finally:
-            setattr(model, attr, trained_snr)
-        clock.say(i, f"{label}: SNR sweep " + ", ".join(f"{p['snr_db']:g} dB {p['psnr']:.2f}" for p in curve))
-
-    # cost: firing rates on the held-out images, MACs / SOPs / energy at the stated size
-    size = BUDGETS[args.budget].get("stated_size") or STATED_SIZE[task_name]
-    measured = measure_ops(model, task, DataLoader(test_set, batch_size=1), device, fn=ev.model_fn(model))
-    cost = cost_at_size(model, task, device, size, measured)
-    row.update(params=sum(p.numel() for p in model.parameters()), gmacs=cost["macs"] / 1e9,
-               gsops=cost["sops"] / 1e9, spike_mac_share=cost["spike_mac_share"], energy_mj=cost["energy_mj"],
-               energy_sram_mj=cost["energy_sram_mj"], energy_dram_mj=cost["energy_dram_mj"],
-               memory_mbit=cost["memory_mbit"], mean_rate=measured["mean_rate"], stated_size=size)
-
-    # speed and memory, each in a fresh process
-    if args.speed and seed == SEED0:  # speed does not depend on the seed: measured once
-        sp = BUDGETS[args.budget]["speed"]
-        for dev in speed_devices:
-            clock.say(i, f"{label}: latency, throughput, training step and peak memory on {dev}")
-            m = measure_speed(cfg_path, ckpt, size, int(cfg.data.patch_size), int(cfg.data.batch_size),
-                              sp["warmup"], sp["repeats"], sp["throughput_batch"], dev, threads)
-            row.update({f"{dev}_latency_ms": m["latency_s"] * 1e3, f"{dev}_throughput": m["throughput"],
-                        f"{dev}_train_step_ms": m["train_step_s"] * 1e3, f"{dev}_infer_peak_mb": m["infer_peak_mb"],
-                        f"{dev}_train_peak_mb": m["train_peak_mb"], f"{dev}_memory_method": m["memory_method"]})
-    clock.say(i, f"{label}: PSNR {row['psnr']:.2f} SSIM {row['ssim']:.4f}, {row['gmacs']:.2f} GMACs, "
-                 f"{row['gsops']:.3f} GSOPs, {row['energy_mj']:.2f} mJ")
-    row["_per_image"] = res.rows  # for the paired comparison over seeds; not written to the CSV
-    return row, curve, measured["neuron_rates"], protocol
-
-
 def main(argv=None) -> int:
     p = parser()
     args = p.parse_args(argv)
@@ -270,6 +125,8 @@ def main(argv=None) -> int:
             p.error(f"--models {m}: not benchmarkable in tasks {' '.join(args.tasks)}; choose from {', '.join(choices)}")
     if args.seeds < 1:
         p.error(f"--seeds {args.seeds}: give 1 or more seeds")
+    if args.jobs < 1:
+        p.error(f"--jobs {args.jobs}: give 1 or more worker processes")
     if args.seeds > 1 and (args.checkpoint or args.pretrained):
         p.error(f"--seeds {args.seeds} trains each model {args.seeds} times; loaded weights (--checkpoint, "
                 f"--pretrained) have no seed to vary: drop --seeds")
@@ -330,15 +187,20 @@ def main(argv=None) -> int:
     if skipped:
         log.info(f"--pretrained: no shipped weights for {', '.join(skipped)}; left out")
     clock = Clock(len(plan) * args.seeds, log)
+    results = run_jobs(plan, args, out, data_dirs, checkpoints, clock, out / "benchmark.log", threads, args.jobs)
+    if args.speed:  # one model at a time, after all training: no timing shares the cores with a job
+        for n, (task_name, spec) in enumerate(plan):
+            row = results[n][0][0]  # speed does not depend on the seed: measured once
+            label = f"{task_name} / {spec.name} ({spec.role})"
+            clock.say(1 + n * args.seeds, f"{label}: latency, throughput, training step and peak memory on "
+                                          f"{', '.join(speed_devices)}")
+            measure_model_speed(row, args.budget, speed_devices, threads)
     rows, curves, rates, protocols, per_image, seed_rows = [], {}, {}, {}, {}, []
-    i = 0
-    for task_name, spec in plan:
+    for n, (task_name, spec) in enumerate(plan):
         by_seed = []
-        for k in range(args.seeds):
-            i += 1
-            row, curve, neuron_rates, protocol = run_model(i, clock, task_name, spec, args, out, data_dirs,
-                                                           checkpoints, speed_devices, threads, seed=B.SEED0 + k)
+        for k, (row, curve, neuron_rates, protocol) in enumerate(results[n]):
             per_image.setdefault(task_name, {}).setdefault(spec.name, []).append(row.pop("_per_image"))
+            row.pop("_config"), row.pop("_weights")
             by_seed.append(row)
             seed_rows.append(row)
             protocols[task_name] = protocol
