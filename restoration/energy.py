@@ -171,12 +171,9 @@ def count_ops(model: nn.Module, *inputs, reset=None, **kwargs) -> OpCount:
             h.remove()
         model.train(was_training)
         if reset is None:
-            try:
-                from spikingjelly.activation_based import functional
+            from .spiking import reset_state
 
-                functional.reset_net(model)
-            except ImportError:
-                pass
+            reset_state(model)
         else:
             reset(model)
     counted = sum(r.macs for r in rows)

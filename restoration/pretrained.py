@@ -113,15 +113,6 @@ def load_pretrained(name: str, device: Any = "cpu", verify: bool = True):
 
     The architecture and its arguments come from the recipe saved in the file; the weights
     load with ``strict=True``."""
-    import torch
+    from .checkpoint import load_model
 
-    from .config import Config
-    from .engine.checkpoint import load_checkpoint, model_state_from
-    from .engine.trainer import build_model_from_config
-
-    path = pretrained_path(name, verify=verify)
-    ck = load_checkpoint(path)
-    cfg = Config(ck["config"])
-    model = build_model_from_config(cfg)
-    model.load_state_dict(model_state_from(ck), strict=True)
-    return model.to(torch.device(device)).eval()
+    return load_model(pretrained_path(name, verify=verify), device=device)

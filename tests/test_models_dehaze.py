@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from restoration import build_model
 from restoration.models import load_official
 from restoration.models._layers import DropPath
-from restoration.models.aecrnet import (DCN, VGG19_TAPS, ContrastLoss, FastDeconv, VGG19Features, deform_conv2d,
-                                        isqrt_newton_schulz)
+from restoration.losses.contrast import VGG19_TAPS, ContrastLoss, VGG19Features
+from restoration.models.aecrnet import DCN, FastDeconv, deform_conv2d, isqrt_newton_schulz
 from restoration.spiking import OLIF
 
 torch.set_num_threads(1)

@@ -6,7 +6,8 @@ import torch
 
 import restoration
 from restoration.models.dhf_jscc import (AWGNChannel, DHFJSCC, dhf_jscc_cnn, dhf_jscc_snn, dhf_jscc_snn_ann,
-                                         power_normalize, rate_distortion_loss)
+                                         power_normalize)
+from restoration.losses import rate_distortion_loss
 from restoration.spiking import is_spiking_neuron
 
 SMALL = dict(width=16)  # keeps the suite fast; the structure is the same at any width

@@ -27,9 +27,10 @@ import _bootstrap  # noqa: F401  (repository root on sys.path)
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-from restoration.engine.checkpoint import atomic_save, load_checkpoint, model_state_from  # noqa: E402
+from restoration.checkpoint import atomic_save, load_checkpoint, weights_from  # noqa: E402
 from restoration.engine.log import cpu_name  # noqa: E402
 from restoration.pretrained import MANIFEST_NAME, pretrained_dir, read_manifest, sha256_of  # noqa: E402
+from restoration.runtime import set_threads  # noqa: E402
 
 HEADER = """\
 # Shipped pretrained weights. One entry per file: how it was made and how good it is.
@@ -127,7 +128,7 @@ def export(args) -> dict:
         raise SystemExit(f"no *_{args.which}.pth in {run_dir}: has the run finished?")
     ck = load_checkpoint(ck_path)
     cfg = ck["config"]
-    state = ck["ema"] if ck.get("ema") else model_state_from(ck)
+    state = weights_from(ck)
     state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     directory = pretrained_dir()
     directory.mkdir(parents=True, exist_ok=True)
@@ -203,7 +204,7 @@ def main(argv=None) -> int:
     p.add_argument("--notes", help="free text for the entry")
     p.add_argument("--metrics-only", action="store_true", help="only re-measure the metrics of an existing entry")
     args = p.parse_args(argv)
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
+    set_threads()
     directory = pretrained_dir()
     if args.table:
         print(markdown_table(read_manifest(directory)))

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -44,19 +43,11 @@ def parser() -> argparse.ArgumentParser:
 
 def load_model(name: str, checkpoint):
     import restoration
-    from restoration.engine.checkpoint import load_checkpoint, model_state_from
+    from restoration.checkpoint import load_model as load_checkpoint_model
 
     if checkpoint is None:
         return restoration.build_model(name)
-    ck = load_checkpoint(checkpoint)
-    saved = (ck.get("config") or {}).get("model") if isinstance(ck, dict) else None
-    args = dict(saved.get("args") or {}) if saved and saved.get("name") == name else {}
-    model = restoration.build_model(name, **args)
-    try:
-        model.load_state_dict(ck["ema"] if ck.get("ema") else model_state_from(ck))
-    except RuntimeError as e:
-        raise SystemExit(f"error: {checkpoint} does not fit model {name!r}: {str(e).splitlines()[0]}")
-    return model
+    return load_checkpoint_model(checkpoint, model_name=name)
 
 
 def short_names(names):
@@ -72,9 +63,9 @@ def image_maps(model, img, right=None):
     """Firing-rate maps of ``model`` for one ``3,H,W`` image (padded to the model's size
     multiple, maps cropped back); stereo models get (img, right or img)."""
     import torch
-    import torch.nn.functional as F
 
     from restoration.benchmark import spike_maps
+    from restoration.models._layers import pad_to_multiple
     from restoration.models.dhf_jscc import DHFJSCC
 
     h, w = img.shape[-2:]
@@ -83,8 +74,8 @@ def image_maps(model, img, right=None):
         ph = pw = 0
     else:
         m = int(getattr(model, "size_multiple", None) or getattr(model, "pad_multiple", None) or 1)
-        ph, pw = (-h) % m, (-w) % m
-        x = F.pad(img[None], (0, pw, 0, ph), mode="reflect") if (ph or pw) else img[None]
+        x = pad_to_multiple(img[None], m)
+        ph, pw = x.shape[-2] - h, x.shape[-1] - w
     maps = spike_maps(model, x)
     for e in maps.values():  # maps are at 1/s of the padded size: drop the padded border
         mh, mw = e["map"].shape
@@ -138,7 +129,9 @@ def main(argv=None) -> int:
             return 2
     import torch
 
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
+    from restoration.runtime import set_threads
+
+    set_threads()
     from restoration.benchmark import _plt, _save
     from restoration.data.images import list_images, load_tensor as load_image
 
@@ -237,4 +230,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from restoration.engine.runner import friendly
+
+    sys.exit(friendly(main))  # a checkpoint that does not fit: one line, not a traceback

@@ -1,4 +1,6 @@
-"""Checkpoints: atomic writes, the DehazeSNN naming, RNG state capture.
+"""Run folders' checkpoints: the DehazeSNN naming, RNG state capture, run locks. Writing,
+reading and rebuilding a model from one file live a floor below, in ``restoration/checkpoint.py``
+(re-exported here).
 
 In a run folder, for model ``M``:
 
@@ -15,28 +17,14 @@ from __future__ import annotations
 import os
 import random
 import re
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 import torch
 
-from ..atomic import temp_path
+from ..checkpoint import atomic_save, load_checkpoint, load_model, model_state_from, weights_from  # noqa: F401
 from ..errors import UserError
-
-
-def atomic_save(obj: Any, path: os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(path)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
 
 
 def rng_state() -> Dict[str, Any]:
@@ -55,34 +43,6 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
         cuda_states = state["cuda"]
         if len(cuda_states) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all([s.cpu() for s in cuda_states])
-
-
-def load_checkpoint(path: os.PathLike, map_location="cpu") -> Dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist; train first "
-                                f"(tools/train.py) or pass --checkpoint with an existing .pth file")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as e:  # noqa: BLE001 - one clear message for a damaged file
-        raise UserError(f"could not read checkpoint {str(path)!r} ({type(e).__name__}: {e}); "
-                           f"the file is damaged or not a PyTorch checkpoint") from None
-
-
-def model_state_from(ckpt: Mapping[str, Any]) -> Dict[str, torch.Tensor]:
-    """The model weights of our checkpoints, of the seeds' (``state_dict``), or a bare
-    state dict; DataParallel/DDP ``module.`` prefixes removed."""
-    for key in ("model", "state_dict", "model_state_dict", "params"):
-        if key in ckpt and isinstance(ckpt[key], Mapping):
-            sd = ckpt[key]
-            break
-    else:
-        sd = ckpt
-    if not all(torch.is_tensor(v) for v in sd.values()):
-        raise ValueError("checkpoint holds no model weights (expected a 'model' or 'state_dict' entry)")
-    if sd and all(k.startswith("module.") for k in sd):
-        sd = OrderedDict((k[len("module."):], v) for k, v in sd.items())
-    return dict(sd)
 
 
 class CheckpointManager:

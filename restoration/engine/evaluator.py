@@ -20,30 +20,14 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..atomic import temp_path
+from ..models._layers import pad_to_multiple
 from ..metrics import compute_metrics, psnr as psnr_metric, ssim as ssim_metric
+from ..spiking import reset_state  # noqa: F401  (the spiking core owns it; imported from here before)
 
 SSIM_MIN_SIDE = 11  # the Gaussian window of SSIM
-
-
-def reset_state(model: torch.nn.Module) -> None:
-    """Reset SpikingJelly membrane state (cheap; a no-op for stateless models)."""
-    from spikingjelly.activation_based import functional
-
-    functional.reset_net(getattr(model, "module", model))
-
-
-def _pad_hw(x: torch.Tensor, ph: int, pw: int) -> torch.Tensor:
-    if ph == 0 and pw == 0:
-        return x
-    h, w = x.shape[-2:]
-    mode = "reflect" if ph < h and pw < w else "replicate"
-    lead = x.shape[:-3]
-    y = F.pad(x.reshape(-1, *x.shape[-3:]), (0, pw, 0, ph), mode=mode)
-    return y.reshape(*lead, *y.shape[-3:])
 
 
 def _crop_out(out: Any, h: int, w: int) -> Any:
@@ -59,9 +43,7 @@ def _crop_out(out: Any, h: int, w: int) -> Any:
 def padded_forward(model: Callable, x: torch.Tensor, multiple: int = 1) -> Any:
     """``model(x)`` with ``x`` padded to a multiple of ``multiple`` and the image cropped back."""
     h, w = x.shape[-2:]
-    m = max(1, int(multiple or 1))
-    ph, pw = (-h) % m, (-w) % m
-    return _crop_out(model(_pad_hw(x, ph, pw)), h, w)
+    return _crop_out(model(pad_to_multiple(x, multiple)), h, w)
 
 
 def _tile_starts(size: int, tile: int, overlap: int) -> List[int]:

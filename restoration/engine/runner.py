@@ -275,15 +275,9 @@ def _apply_env_flags(args: argparse.Namespace) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(args.gpu)
         if not args.device:
             args.device = "cuda"
-    import torch
+    from ..runtime import set_threads
 
-    if getattr(args, "threads", None):
-        torch.set_num_threads(int(args.threads))
-    elif "OMP_NUM_THREADS" not in os.environ:
-        # Small spiking nets run thousands of tiny ops; with as many threads as cores, any
-        # other busy process makes each op wait for a time slice (measured 50x slower on
-        # 2 shared cores). Half the cores is the safe default; --threads overrides it.
-        torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
+    set_threads(getattr(args, "threads", None))  # half the cores unless told (see runtime.py)
 
 
 def resolve_task_name(args: argparse.Namespace) -> str:
@@ -458,14 +452,13 @@ def check_splits(task, cfg) -> None:
 
 def final_test(trainer, cfg, task, run_dir: Path, log) -> None:
     """The table at the end of training: input vs output on the held-out split."""
-    from .checkpoint import load_checkpoint, model_state_from
+    from .checkpoint import load_checkpoint, weights_from
     from .evaluator import format_table, write_results
 
     model = trainer.eval_model()
     which = cfg.eval.final
     if which == "best" and trainer.ckpt.path("best").is_file():
-        ck = load_checkpoint(trainer.ckpt.path("best"), map_location=trainer.device)
-        model.load_state_dict(ck["ema"] if ck.get("ema") else model_state_from(ck))
+        model.load_state_dict(weights_from(load_checkpoint(trainer.ckpt.path("best"), map_location=trainer.device)))
     split = cfg.data.test_split
     test_cfg = Config(cfg.to_dict())
     test_cfg.data.valid_mode = "test"
@@ -562,8 +555,8 @@ def load_for_eval(args):
     """(cfg, task, model, checkpoint path) for test/infer: the checkpoint's own recipe
     (model name and arguments) under the flags' overrides."""
     from ..registry import build_task
-    from .checkpoint import load_checkpoint, model_state_from
-    from .trainer import build_model_from_config, resolve_device
+    from .checkpoint import load_checkpoint, load_model
+    from .trainer import resolve_device
     from .distributed import DistInfo
 
     names_cfg = build_config(args)
@@ -581,16 +574,8 @@ def load_for_eval(args):
     else:
         cfg = names_cfg[0]
     task = build_task(cfg.task, **dict(cfg.task_args or {}))
-    model = build_model_from_config(cfg)
-    sd = ck["ema"] if isinstance(ck, dict) and ck.get("ema") else model_state_from(ck)
-    try:
-        model.load_state_dict(sd)
-    except RuntimeError as e:
-        raise UserError(f"checkpoint {path} does not fit model {cfg.model.name!r} with args "
-                           f"{dict(cfg.model.args)}: {str(e).splitlines()[0]} -- pass the --model/--config it "
-                           f"was trained with") from None
     device = resolve_device(cfg.device, DistInfo())
-    model = task.prepare_model(model.to(device).eval(), cfg)
+    model = task.prepare_model(load_model(ck, config=cfg, device=device, source=path), cfg)
     return cfg, task, model, path, device
 
 
@@ -601,7 +586,7 @@ def test_main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _test(args) -> int:
     _apply_env_flags(args)
-    from .checkpoint import load_checkpoint, model_state_from
+    from .checkpoint import load_checkpoint, weights_from
     from .evaluator import Evaluator, format_table, write_results
     from .log import setup_logger
 
@@ -635,7 +620,7 @@ def _test(args) -> int:
         lines = ["epoch checkpoint            PSNR      SSIM"]
         for f in files:
             ck = load_checkpoint(f, map_location=device)
-            model.load_state_dict(ck["ema"] if ck.get("ema") else model_state_from(ck))
+            model.load_state_dict(weights_from(ck))
             r = ev.evaluate(model, dataset, full=False)
             write_results(r, out / f.stem)
             lines.append(f"{f.name:26s} {r.summary['psnr']:8.3f}  {r.summary['ssim']:.4f}")

@@ -18,7 +18,6 @@ import contextlib
 import math
 import os
 import random
-import re
 import statistics
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
 from ..errors import UserError
-from ..registry import build_model
+from ..registry import build_model_from_config  # noqa: F401  (its home before; callers import it from here)
 from .checkpoint import (CheckpointManager, atomic_save, load_checkpoint, model_state_from, rng_state,
                          set_rng_state)
 from .distributed import DistInfo, all_gather_object, any_true, barrier, init_distributed
@@ -136,40 +135,26 @@ class RepeatDataset(Dataset):
         return self.base[i % len(self.base)]
 
 
-def build_model_from_config(cfg) -> nn.Module:
-    """``cfg.model.name`` with ``cfg.model.args``; a wrong argument names the valid ones."""
-    import inspect
+def forward_loss(task, net: nn.Module, loss_fn, batch, device: torch.device, amp: bool = False):
+    """The loss of one training batch: the task's forward (under float16 autocast with
+    ``amp``), the loss in float32, then the neurons put back at rest. Returns (loss, its
+    parts, batch size). The one training forward of the trainer and the benchmark."""
+    with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
+        pred, target, extras = task.forward(net, batch, device)
+    loss, parts = loss_fn(pred.float(), target.float(), extras)
+    reset_state(net)
+    return loss, parts, pred.shape[0]
 
-    from ..registry import MODELS
 
-    name = cfg.model.name
-    if not name:
-        raise ValueError("no model given: set model.name in the recipe or pass --model")
-    factory = MODELS.get(name)
-    args = dict(cfg.model.args or {})
-    try:
-        sig = inspect.signature(factory)
-        if not any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
-            import difflib
-
-            for k in args:
-                if k not in sig.parameters:
-                    close = difflib.get_close_matches(k, list(sig.parameters), n=1)
-                    hint = f" Did you mean {close[0]!r}?" if close else ""
-                    raise ValueError(f"model {name!r} has no argument model.args.{k}.{hint} Its arguments: "
-                                     f"{', '.join(sig.parameters) or 'none'}")
-    except (TypeError, ValueError) as e:
-        if "has no argument" in str(e):
-            raise
-    try:
-        return build_model(name, **args)
-    except TypeError as e:
-        # a factory with **kwargs passes unknown keys on; the innermost constructor rejects them
-        m = re.search(r"unexpected keyword argument '(\w+)'", str(e))
-        if not m or m.group(1) not in args:
-            raise
-        raise UserError(f"model {name!r} does not take model.args.{m.group(1)}; remove it from the recipe or "
-                        f"the --set (see restoration/models/ for the arguments of {name!r})") from None
+def apply_gradients(model: nn.Module, optimizer, scaler, clip: Optional[float] = None) -> None:
+    """Clip the gradient norm to ``clip`` (after unscaling), step the optimiser through the
+    AMP ``scaler`` (a disabled one passes through) and zero the gradients."""
+    if clip:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), float(clip))
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
 
 
 class Trainer:
@@ -408,10 +393,7 @@ class Trainer:
             boundary = (i + 1) % self.accum == 0 or i + 1 == self.batches_per_epoch
             sync = contextlib.nullcontext() if (boundary or not self.dist.enabled) else self.net.no_sync()
             with sync:
-                with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.use_amp):
-                    pred, target, extras = self.task.forward(self.net, batch, self.device)
-                loss, parts = self.loss_fn(pred.float(), target.float(), extras)
-                reset_state(self.model)
+                loss, parts, bs = forward_loss(self.task, self.net, self.loss_fn, batch, self.device, self.use_amp)
                 finite = bool(torch.isfinite(loss.detach()).all())
                 diverged = finite and self.divergence.update(float(loss.detach()))
                 bad = not finite or diverged
@@ -423,18 +405,12 @@ class Trainer:
                     self._stop_non_finite(epoch, i, parts)
                 self.scaler.scale(loss / self.accum).backward()
             if boundary:
-                if clip:
-                    self.scaler.unscale_(self.optimizer)
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(clip))
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-                self.optimizer.zero_grad(set_to_none=True)
+                apply_gradients(self.model, self.optimizer, self.scaler, clip)
                 if self.ema is not None:
                     self.ema.update(self.model)
                 step += 1
                 self.global_step += 1
                 lr = self.schedule.set(epoch, step)
-            bs = pred.shape[0]
             n_img += bs
             loss_sum += float(loss.detach()) * bs
             n_loss += bs

@@ -4,6 +4,24 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int, mode: str = "reflect") -> torch.Tensor:
+    """``x`` (``..., C, H, W``, any leading dims) padded at the bottom and the right so that
+    H and W are multiples of ``multiple``; crop back with ``[..., :H, :W]``. 'reflect'
+    needs the pad smaller than the side, so tiny inputs fall back to 'replicate'. The one
+    padding rule of the models, the evaluator and the tools."""
+    h, w = x.shape[-2:]
+    m = max(1, int(multiple or 1))
+    ph, pw = (-h) % m, (-w) % m
+    if ph == 0 and pw == 0:
+        return x
+    if mode == "reflect" and not (ph < h and pw < w):
+        mode = "replicate"
+    lead = x.shape[:-3]
+    y = F.pad(x.reshape(-1, *x.shape[-3:]), (0, pw, 0, ph), mode=mode)
+    return y.reshape(*lead, *y.shape[-3:])
 
 
 def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:

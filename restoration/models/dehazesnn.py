@@ -25,11 +25,10 @@ from typing import Sequence, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..registry import MODELS
 from ..spiking import OLIF, to_ann
-from ._layers import DropPath
+from ._layers import DropPath, pad_to_multiple
 
 NORM_GROUPS = 24  # the authors' norm is GroupNorm(24, dim) everywhere
 
@@ -236,10 +235,9 @@ class DehazeSNN(nn.Module):
 
     def forward(self, x):
         h, w = x.shape[-2:]
-        m = self.pad_multiple
         if self.signed_io:
             x = x * 2 - 1
-        x = F.pad(x, (0, (-w) % m, 0, (-h) % m), mode="reflect")
+        x = pad_to_multiple(x, self.pad_multiple)
         y = self.forward_features(x)[..., :h, :w]
         if self.global_residual:
             y = y + x[..., :h, :w]

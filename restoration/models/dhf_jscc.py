@@ -54,11 +54,11 @@ from typing import Callable, Dict, Optional
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from spikingjelly.activation_based import functional, layer
 
 from ..registry import MODELS
 from ..spiking import LIF, to_ann
+from ._layers import pad_to_multiple
 
 NUM_DOWN = 3                 # stride-2 stages in each encoder (DHF-JSCC: three)
 FACTOR = 2 ** NUM_DOWN       # inputs are padded to a multiple of this
@@ -388,11 +388,7 @@ class DHFJSCC(nn.Module):
         snr = self.snr_db if snr_db is None else _check_snr(snr_db)
         if generator is None and self.noise_seed is not None and not self.training:
             generator = torch.Generator().manual_seed(int(self.noise_seed))
-        pad_h, pad_w = (-h) % FACTOR, (-w) % FACTOR
-        views = pair.flatten(0, 1)
-        if pad_h or pad_w:
-            views = F.pad(views, (0, pad_w, 0, pad_h), mode="replicate")
-        views = views.unflatten(0, (n, 2))
+        views = pad_to_multiple(pair, FACTOR, mode="replicate")
         T = self.time_steps
         try:
             y_l = self.encoder_l(views[:, 0], T)
@@ -427,16 +423,6 @@ def _check_pair(pair) -> None:
     if not pair.is_floating_point():
         raise TypeError(f"DHF-JSCC expects a float image pair in [0, 1], got dtype {pair.dtype}; "
                         f"convert with pair.float() / 255")
-
-
-def rate_distortion_loss(out: Dict[str, Optional[torch.Tensor]], pair: torch.Tensor, lam: float = 3e-5) -> torch.Tensor:
-    """``MSE(recon, pair) + lam * rate`` (both views; MSE on [0, 1] images, rate in bits
-    per pixel). Without an entropy model (``rate`` None) this is the MSE alone. The seed
-    configuration's lambda is 3e-5."""
-    loss = F.mse_loss(out["recon"], pair)
-    if out.get("rate") is not None:
-        loss = loss + lam * out["rate"]
-    return loss
 
 
 # --------------------------------------------------------------------------------------

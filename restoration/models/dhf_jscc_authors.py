@@ -71,11 +71,11 @@ from typing import Callable, Dict, Optional
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from spikingjelly.activation_based import functional
 
 from ..registry import MODELS
 from ..spiking import LIF, to_ann
+from ._layers import pad_to_multiple
 from .dhf_jscc import AWGNChannel, _check_pair, _check_snr
 
 M1 = 256          # feature channels (their Image_coding(M=256): the decoder's width is M)
@@ -256,11 +256,7 @@ class DHFJSCCAuthors(nn.Module):
         snr = self.snr_db if snr_db is None else _check_snr(snr_db)
         if generator is None and self.noise_seed is not None and not self.training:
             generator = torch.Generator().manual_seed(int(self.noise_seed))
-        views = pair.flatten(0, 1)
-        pad_h, pad_w = (-h) % FACTOR, (-w) % FACTOR
-        if pad_h or pad_w:
-            views = F.pad(views, (0, pad_w, 0, pad_h), mode="replicate")
-        views = views.unflatten(0, (n, 2))
+        views = pad_to_multiple(pair, FACTOR, mode="replicate")
         T = self.time_steps
         try:
             y_l = self.encoder_l(views[:, 0], T)

@@ -66,6 +66,8 @@ from spikingjelly.activation_based import functional, layer
 from restoration.registry import MODELS
 from restoration.spiking import LIF, to_ann
 
+from ._layers import pad_to_multiple
+
 V_TH = 0.15  # firing threshold of every LIF neuron
 TDBN_ALPHA = 1 / math.sqrt(2)  # tdBN alpha for blocks whose output adds two branches
 
@@ -286,11 +288,7 @@ class ESDNet(nn.Module):
 
     def _forward(self, image: torch.Tensor) -> torch.Tensor:
         H, W = image.shape[-2:]
-        ph, pw = -H % self.pad_multiple, -W % self.pad_multiple
-        if ph or pw:
-            # Reflect needs the pad smaller than the side; tiny inputs fall back to replicate.
-            mode = "reflect" if ph < H and pw < W else "replicate"
-            image = F.pad(image, (0, pw, 0, ph), mode=mode)
+        image = pad_to_multiple(image, self.pad_multiple)
 
         x = image.unsqueeze(0).repeat(self.T, 1, 1, 1, 1)  # T,N,C,H,W: the same frame every step
         enc1 = self.encoder_level1(self.patch_embed(x))

@@ -4,6 +4,6 @@
 from .backend import cpp_available  # noqa: F401
 from .convert import to_ann  # noqa: F401
 from .monitor import FiringRateMonitor  # noqa: F401
-from .neurons import (LIF, PLIF, cupy_available, is_spiking_neuron, resolve_backend,  # noqa: F401
-                      set_backend)
+from .neurons import (LIF, PLIF, cupy_available, is_spiking_neuron, reset_state,  # noqa: F401
+                      resolve_backend, set_backend)
 from .olif import OLIF, olif, olif_torch  # noqa: F401

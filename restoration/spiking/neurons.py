@@ -109,6 +109,15 @@ def is_spiking_neuron(m: nn.Module) -> bool:
     return isinstance(m, (neuron.BaseNode, OLIF))
 
 
+def reset_state(model: nn.Module) -> None:
+    """Put every neuron of ``model`` back at rest (membrane potentials of SpikingJelly nodes,
+    ours included); a DDP/DataParallel wrapper is looked through; cheap, and a no-op for a
+    model without state. The one place the toolkit resets state between forwards."""
+    from spikingjelly.activation_based import functional
+
+    functional.reset_net(getattr(model, "module", model))
+
+
 def set_backend(model: nn.Module, backend: str = "auto") -> nn.Module:
     """Choose the neuron backend for a whole model; returns the model.
 

@@ -23,8 +23,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .metrics import ms_ssim, rgb_to_y, ssim_map
-from .registry import Registry
+from ..metrics import ms_ssim, rgb_to_y, ssim_map
+from ..registry import Registry
 
 LOSSES = Registry("loss")
 
@@ -113,16 +113,27 @@ class RateLoss(nn.Module):
         return r.mean() if torch.is_tensor(r) else torch.as_tensor(r, dtype=pred.dtype, device=pred.device)
 
 
+def rate_distortion_loss(out: Dict[str, Optional[torch.Tensor]], pair: torch.Tensor,
+                         lam: float = 3e-5) -> torch.Tensor:
+    """``MSE(recon, pair) + lam * rate`` (both views; MSE on [0, 1] images, rate in bits
+    per pixel). Without an entropy model (``rate`` None) this is the MSE alone. The seed
+    configuration's lambda is 3e-5 (DHF-JSCC; the recipes use the 'mse' and 'rate' terms)."""
+    loss = F.mse_loss(out["recon"], pair)
+    if out.get("rate") is not None:
+        loss = loss + lam * out["rate"]
+    return loss
+
+
 @LOSSES.register("contrast")
 class ContrastLossTerm(nn.Module):
     """AECR-Net's contrastive regularisation: pull the output towards the clear image,
-    push it away from the hazy input (``extras['input']``). Needs the ``ContrastLoss``
-    of :mod:`restoration.models.aecrnet` (its feature extractor's weights are loaded from
-    a path the user gives; nothing is downloaded)."""
+    push it away from the hazy input (``extras['input']``), with the ``ContrastLoss`` of
+    :mod:`restoration.losses.contrast` (its feature extractor's weights are loaded from a
+    path the user gives; nothing is downloaded)."""
 
     def __init__(self, **kwargs):
         super().__init__()
-        from .models.aecrnet import ContrastLoss  # lazy: only recipes that use it pay for it
+        from .contrast import ContrastLoss  # lazy: only recipes that use it pay for it
 
         self.inner = ContrastLoss(**kwargs)
 
