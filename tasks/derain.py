@@ -8,7 +8,7 @@ training, the held-out Middlebury motorcycle scene for testing.
 Metric protocol: PSNR and SSIM on the Y channel of YCbCr with 4 border pixels cropped,
 as ESDNet's evaluation.py (``Test_Y=True``, ``crop_border=4``).
 """
-from restoration.engine.task import PairedImageTask
+from restoration.engine.task import BenchmarkSuite, ModelSpec, PairedImageTask
 from restoration.registry import TASKS
 
 
@@ -18,3 +18,9 @@ class Derain(PairedImageTask):
     default_config = "derain/esdnet_cpu.yaml"
     y_channel = True
     crop_border = 4
+    # tools/benchmark.py: ESDNet-tiny and its ANN twin (an epoch is 50 batches of 8)
+    benchmark_suite = BenchmarkSuite(
+        models=(ModelSpec("esdnet_tiny", "SNN", "derain/esdnet_cpu.yaml"),
+                ModelSpec("esdnet_tiny_ann", "ANN twin", "derain/esdnet_cpu.yaml")),
+        stated_size=256,
+        budgets={"quick": {"patch_size": 64, "batch_size": 8, "epochs": 3, "steps": 50}, "full": None})

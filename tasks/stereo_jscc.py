@@ -18,7 +18,7 @@ from typing import Any, Dict
 import torch
 
 from restoration.data.images import save_image
-from restoration.engine.task import Task
+from restoration.engine.task import BenchmarkSuite, ModelSpec, Task
 from restoration.registry import TASKS
 
 
@@ -31,6 +31,26 @@ class StereoJSCC(Task):
     compare_input = False
     supports_tiling = False       # the channel and the cross-view fusion see the whole image
     snr_config_key = "model.args.snr_db"  # what tools/infer.py --snr sets
+    # tools/benchmark.py: DHF-JSCC-SNN, its ANN twin and the CNN DHF-JSCC, cost stated per pair
+    # of 128x128 views, quality again at each channel SNR; --models may add the authors'
+    # 21.4 M-parameter network and the seed's SNN (the 'authors' budget, docs/JSCC.md).
+    # The quick budget keeps the recipes' learning rate (2e-4).
+    benchmark_suite = BenchmarkSuite(
+        models=(ModelSpec("dhf_jscc_snn", "SNN", "stereo_jscc/dhf_jscc_snn_cpu.yaml"),
+                ModelSpec("dhf_jscc_snn_ann", "ANN twin", "stereo_jscc/dhf_jscc_snn_cpu.yaml"),
+                ModelSpec("dhf_jscc_cnn", "ANN baseline", "stereo_jscc/dhf_jscc_cnn_cpu.yaml")),
+        extra_models=(ModelSpec("dhf_jscc_authors", "authors' CNN", "stereo_jscc/dhf_jscc_authors_cpu.yaml"),
+                      ModelSpec("dhf_jscc_authors_snn", "seed's SNN", "stereo_jscc/dhf_jscc_authors_snn_cpu.yaml"),
+                      ModelSpec("dhf_jscc_authors_snn_ann", "ANN twin",
+                                "stereo_jscc/dhf_jscc_authors_snn_cpu.yaml")),
+        stated_size=128,
+        # authors: the authors' network is 21.4 M parameters at 256 channels and the SNN runs
+        # it T = 4 times: on 2 shared CPU cores its training step at 32x32, batch 4, takes
+        # 5-15 s, and every held-out pass (evaluation, 5 SNRs, counting) runs it again.
+        budgets={"quick": {"patch_size": 64, "batch_size": 8, "epochs": 4, "steps": 50}, "full": None,
+                 "authors": {"patch_size": 32, "batch_size": 4, "epochs": 4, "steps": 80,
+                             "builtin": {"n_train": 400, "n_test": 4, "test_size": [64, 96]}}},
+        snr_sweep=(0.0, 5.0, 10.0, 15.0, 20.0))
 
     def build_dataset(self, cfg, split: str, train: bool):
         from restoration.registry import DATASETS
@@ -51,6 +71,14 @@ class StereoJSCC(Task):
         return DATASETS.get("stereo")(root=input_dir, split=None, mode="test", patch_size=None,
                                       **{k: v for k, v in dict(cfg.data.args or {}).items()
                                          if k in ("center_crop", "resize")})
+
+    def example_batch(self, n: int, size: int, seed: int = 0) -> Dict[str, Any]:
+        g = torch.Generator().manual_seed(seed)
+        return {"left": torch.rand(n, 3, size, size, generator=g), "right": torch.rand(n, 3, size, size, generator=g),
+                "name": [f"{i}" for i in range(n)]}
+
+    def stated_item(self, size: int) -> str:
+        return f"a stereo pair of {size}x{size} views"
 
     def forward(self, model, batch, device):
         pair = torch.stack([batch["left"], batch["right"]], dim=1).to(device, non_blocking=True)

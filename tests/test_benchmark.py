@@ -1,4 +1,4 @@
-"""The cross-task benchmark (restoration/benchmark.py, tools/benchmark.py) and
+"""The cross-task benchmark (restoration/benchmark/, tools/benchmark.py) and
 tools/visualize_spikes.py: energy bookkeeping on a toy SNN whose counts are known in
 closed form, table and CSV assembly, plots, budgets, memory peaks, CLI errors, spike
 maps, and a micro end-to-end run."""

@@ -1,14 +1,15 @@
 """The cross-task SNN-vs-ANN benchmark behind ``tools/benchmark.py``.
 
-For every task a *suite* names the spiking model, its ANN twin and the ANN baseline,
-each with the recipe it is trained with. A *budget* fixes what is equal for all models
+Every task plugin declares a *suite* (``benchmark_suite`` in ``tasks/<name>.py``): the
+spiking model, its ANN twin and the ANN baseline, each with the recipe it is trained
+with; this module reads it through :data:`SUITES` and never names a task. A *budget* fixes what is equal for all models
 of a task: data, crop, batch, number of optimiser steps, seed; each model keeps its
 recipe's optimiser, loss and schedule shape (the warm-up keeps its fraction of the run).
 
 Measured per model (one row, :data:`FIELDS`):
 
 * quality on the held-out split with the task's metric protocol (evaluator of the
-  engine); for a task with a channel (``snr_config_key``) also a sweep over SNRs;
+  engine); for a task whose suite has an ``snr_sweep`` (a channel) also a sweep over SNRs;
 * cost at a stated size (:data:`STATED_SIZE`): parameters, MACs, and SOPs / energy from
   the per-layer input firing rates measured on the held-out images
   (:func:`measure_ops`, :func:`cost_at_size`)::
@@ -42,13 +43,14 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
+
+from ..engine.task import ModelSpec  # noqa: F401  (the task plugins declare their suites with it)
 
 from ..config import CONFIG_ROOT, Config, load_config
 from ..energy import E_AC_PJ, E_MAC_PJ, MEMORY_LEVELS, count_ops, memory_traffic
@@ -65,30 +67,52 @@ MEMORY_FORMULA = ("memory-aware E = the energy above + bits read and written (we
                   "; see restoration/energy.py")
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str     # registered model
-    role: str     # "SNN", "ANN twin" or "ANN baseline"
-    recipe: str   # relative to configs/
+class _TaskTable(Mapping):
+    """``{task: value}`` read from the registered task plugins' ``benchmark_suite``: the
+    knowledge stays in each plugin, the benchmark only asks. ``value(suite)`` gives the
+    entry; ``has(suite)`` (default: every suite) which tasks appear. Entries set on the
+    table (tests do) shadow the plugin's until deleted."""
+
+    def __init__(self, value: Callable[[Any], Any], has: Callable[[Any], bool] = lambda suite: True):
+        self._value, self._has, self._set = value, has, {}
+
+    @staticmethod
+    def _suites() -> Dict[str, Any]:
+        from ..registry import TASKS
+
+        out = {}
+        for name in TASKS.names():
+            suite = getattr(TASKS.get(name), "benchmark_suite", None)
+            if suite is not None:
+                out[name] = suite
+        return out
+
+    def _items(self) -> Dict[str, Any]:
+        items = {t: self._value(s) for t, s in self._suites().items() if self._has(s)}
+        items.update(self._set)
+        return items
+
+    def __getitem__(self, task):
+        return self._items()[task]
+
+    def __iter__(self):
+        return iter(self._items())
+
+    def __len__(self):
+        return len(self._items())
+
+    def __setitem__(self, task, value):
+        self._set[task] = value
+
+    def __delitem__(self, task):
+        del self._set[task]
 
 
-SUITES: Dict[str, List[ModelSpec]] = {
-    "dehaze": [ModelSpec("dehazesnn_s", "SNN", "dehaze/dehazesnn_s_cpu.yaml"),
-               ModelSpec("dehazesnn_s_ann", "ANN twin", "dehaze/dehazesnn_s_cpu.yaml"),
-               ModelSpec("aecrnet", "ANN baseline", "dehaze/aecrnet_cpu.yaml")],
-    "derain": [ModelSpec("esdnet_tiny", "SNN", "derain/esdnet_cpu.yaml"),
-               ModelSpec("esdnet_tiny_ann", "ANN twin", "derain/esdnet_cpu.yaml")],
-    "stereo_jscc": [ModelSpec("dhf_jscc_snn", "SNN", "stereo_jscc/dhf_jscc_snn_cpu.yaml"),
-                    ModelSpec("dhf_jscc_snn_ann", "ANN twin", "stereo_jscc/dhf_jscc_snn_cpu.yaml"),
-                    ModelSpec("dhf_jscc_cnn", "ANN baseline", "stereo_jscc/dhf_jscc_cnn_cpu.yaml")],
-}
-
-# Further models a task can benchmark (tools/benchmark.py --models), beside its suite.
-EXTRA_SPECS: Dict[str, List[ModelSpec]] = {
-    "stereo_jscc": [ModelSpec("dhf_jscc_authors", "authors' CNN", "stereo_jscc/dhf_jscc_authors_cpu.yaml"),
-                    ModelSpec("dhf_jscc_authors_snn", "seed's SNN", "stereo_jscc/dhf_jscc_authors_snn_cpu.yaml"),
-                    ModelSpec("dhf_jscc_authors_snn_ann", "ANN twin", "stereo_jscc/dhf_jscc_authors_snn_cpu.yaml")],
-}
+# Per task, from its plugin (tasks/<name>.py, ``benchmark_suite``): the suite (spiking
+# model, ANN twin, ANN baseline), further models --models may name, and the size at which
+# cost and speed are stated (a stereo item is a pair of two such views).
+SUITES: Mapping[str, List[ModelSpec]] = _TaskTable(lambda s: list(s.models))
+EXTRA_SPECS: Mapping[str, List[ModelSpec]] = _TaskTable(lambda s: list(s.extra_models), lambda s: bool(s.extra_models))
 
 
 def task_specs(task: str, models: Optional[Sequence[str]] = None) -> List[ModelSpec]:
@@ -100,57 +124,53 @@ def task_specs(task: str, models: Optional[Sequence[str]] = None) -> List[ModelS
     return [known[m] for m in models if m in known]
 
 
-# Cost and speed are reported at one stated size per task (a stereo item is a pair of
-# two such views), independent of the varied sizes of the held-out images.
-STATED_SIZE = {"dehaze": 256, "derain": 256, "stereo_jscc": 128}
+STATED_SIZE: Mapping[str, int] = _TaskTable(lambda s: int(s.stated_size))
 
-JSCC_SNRS = (0.0, 5.0, 10.0, 15.0, 20.0)
 
-# What every model of a task shares. ``None``: take it from the task's first recipe (the
-# shipped *_cpu.yaml budget). "quick" is a smoke-level comparison sized so that all three
-# tasks run in well under 30 minutes on 2 CPU cores; "micro" exists for the tests.
+def _budget_table(budget: str) -> Mapping[str, Any]:
+    return _TaskTable(lambda s: s.budgets[budget], lambda s: budget in s.budgets)
+
+
+# What every model of a task shares, per budget: the labels, timing settings and caps are
+# the benchmark's; each task's share (crop, batch, epochs, steps) is its plugin's
+# (``benchmark_suite.budgets``; ``None``: the task's first recipe's own). "quick" is a
+# smoke-level comparison; "micro", the same for every task, exists for the tests.
+MICRO_SHARE = {"patch_size": 32, "batch_size": 2, "epochs": 1, "steps": 2,
+               "builtin": {"n_train": 4, "n_test": 2, "train_size": 48, "test_size": [32, 48]}}
+
 BUDGETS: Dict[str, Dict[str, Any]] = {
     "quick": {
         "label": "QUICK budget: a smoke-level comparison (150-200 optimiser steps per model, far from converged)",
-        # Learning rates are the CPU recipes' own (configs/<task>/_cpu_size.yaml: dehaze 1e-3,
-        # stereo_jscc 2e-4, tuned for short runs); a task entry's "lr_scale" would multiply
-        # every rate of every recipe of the task. "steps" caps an epoch; the built-in sets give
-        # 100 batches of 4 or 50 batches of 8 per epoch.
-        "tasks": {
-            "dehaze": {"patch_size": 64, "batch_size": 4, "epochs": 2, "steps": 75},
-            "derain": {"patch_size": 64, "batch_size": 8, "epochs": 3, "steps": 50},
-            "stereo_jscc": {"patch_size": 64, "batch_size": 8, "epochs": 4, "steps": 50},
-        },
+        "tasks": _budget_table("quick"),
         "speed": {"warmup": 2, "repeats": 5, "throughput_batch": 4},
         "max_test_images": None,
     },
     "full": {
         "label": "FULL budget: each task's shipped CPU recipe (configs/<task>/*_cpu.yaml), same for all its models",
-        "tasks": {"dehaze": None, "derain": None, "stereo_jscc": None},
+        "tasks": _budget_table("full"),
         "speed": {"warmup": 3, "repeats": 10, "throughput_batch": 8},
         "max_test_images": None,
     },
     "authors": {
         "label": ("AUTHORS budget: DHF-JSCC four ways on 2 shared CPU cores (32x32 crops, batch 4, 320 optimiser "
                   "steps, 4 held-out pairs of 64-96 pixels): an early-training snapshot, far from converged"),
-        # The authors' network is 21.4 M parameters at 256 channels and the SNN runs it T = 4
-        # times: on 2 cores shared with other jobs its training step at 32x32, batch 4, takes
-        # 5-15 s, and every held-out pass (evaluation, 5 SNRs, counting) runs it again.
-        "tasks": {"stereo_jscc": {"patch_size": 32, "batch_size": 4, "epochs": 4, "steps": 80,
-                                  "builtin": {"n_train": 400, "n_test": 4, "test_size": [64, 96]}}},
+        "tasks": _budget_table("authors"),
         "speed": {"warmup": 1, "repeats": 3, "throughput_batch": 2},
         "max_test_images": None,
     },
     "micro": {
         "label": "MICRO budget: a few iterations on tiny images (a test of the tool, not a result)",
-        "tasks": {t: {"patch_size": 32, "batch_size": 2, "epochs": 1, "steps": 2,
-                      "builtin": {"n_train": 4, "n_test": 2, "train_size": 48, "test_size": [32, 48]}}
-                  for t in SUITES},
+        "tasks": _TaskTable(lambda s: MICRO_SHARE),
         "speed": {"warmup": 1, "repeats": 2, "throughput_batch": 2},
         "max_test_images": 2,
         "stated_size": 32,
     },
 }
+
+
+def snr_sweep(task: str) -> Sequence[float]:
+    """The channel SNRs (dB) at which ``task``'s models are evaluated again (none: empty)."""
+    return tuple(_TaskTable._suites()[task].snr_sweep)
 
 
 # -- configuration -------------------------------------------------------------------
@@ -221,12 +241,13 @@ class TaskModel(nn.Module):
         return self.task.forward(self.fn or self.model, batch, self.device)[0]
 
 
-def synthetic_batch(n: int, size: int, seed: int = 0) -> Dict[str, Any]:
-    """A batch of random images that every built-in task reads: paired tasks take
-    ``input``/``target``, the stereo task ``left``/``right``."""
-    g = torch.Generator().manual_seed(seed)
-    img = lambda: torch.rand(n, 3, size, size, generator=g)  # noqa: E731
-    return {"input": img(), "target": img(), "left": img(), "right": img(), "name": [f"{i}" for i in range(n)]}
+def stated_item(task: str, size) -> str:
+    """'one 256x256 image', or what the task's plugin says one item at the stated size is."""
+    from ..registry import TASKS
+
+    if task in TASKS:
+        return TASKS.get(task)().stated_item(size)
+    return f"one {size}x{size} image"
 
 
 def is_spiking(model: nn.Module) -> bool:
@@ -295,7 +316,7 @@ def cost_at_size(model: nn.Module, task, device, size: int, measured: Mapping[st
     A layer whose input was spikes on the held-out images costs ``E_AC x MACs x rate``;
     every other layer, and matrix products outside conv/linear layers, ``E_MAC x MACs``.
     """
-    count = count_ops(TaskModel(model, task, device), synthetic_batch(1, size))
+    count = count_ops(TaskModel(model, task, device), task.example_batch(1, size))
     rates = measured["layers"]
     macs = count.macs
     dense = float(count.other_macs)
@@ -500,10 +521,10 @@ def _steps(cfg_path: str, checkpoint: Optional[str], size: int, patch: int, batc
            device: str):
     """(device, inference step factory, training step) for the model of a benchmark config
     (``cfg_path``: a YAML path or an already built :class:`Config`)."""
-    from ..engine.checkpoint import load_checkpoint, model_state_from
+    from ..checkpoint import load_checkpoint, weights_from
     from ..engine.evaluator import reset_state
     from ..engine.optim import build_optimizer
-    from ..engine.trainer import build_model_from_config
+    from ..engine.trainer import apply_gradients, build_model_from_config, forward_loss
     from ..registry import build_task
 
     cfg = cfg_path if isinstance(cfg_path, Config) else load_config(cfg_path)
@@ -513,10 +534,10 @@ def _steps(cfg_path: str, checkpoint: Optional[str], size: int, patch: int, batc
     model = build_model_from_config(cfg).to(dev)
     if checkpoint:
         ck = load_checkpoint(checkpoint, map_location=dev)
-        model.load_state_dict(ck["ema"] if ck.get("ema") else model_state_from(ck))
+        model.load_state_dict(weights_from(ck))
 
     def infer(n):
-        b = {k: v.to(dev) if torch.is_tensor(v) else v for k, v in synthetic_batch(n, size).items()}
+        b = {k: v.to(dev) if torch.is_tensor(v) else v for k, v in task.example_batch(n, size).items()}
 
         def step():
             model.eval()
@@ -527,19 +548,16 @@ def _steps(cfg_path: str, checkpoint: Optional[str], size: int, patch: int, batc
 
     loss_fn = task.build_loss(cfg).to(dev)
     opt = build_optimizer(model, cfg.optim)
-    tb = synthetic_batch(batch, patch)
+    tb = task.example_batch(batch, patch)
     clip = cfg.train.clip_grad
 
-    def train_step():  # the trainer's step, without AMP, accumulation and DDP
+    scaler = torch.amp.GradScaler("cuda", enabled=False)  # passes through: no AMP here
+
+    def train_step():  # the trainer's step (its two functions), without AMP, accumulation and DDP
         model.train()
-        opt.zero_grad(set_to_none=True)
-        pred, target, extras = task.forward(model, tb, dev)
-        loss, _ = loss_fn(pred.float(), target.float(), extras)
-        reset_state(model)
+        loss, _, _ = forward_loss(task, model, loss_fn, tb, dev)
         loss.backward()
-        if clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), float(clip))
-        opt.step()
+        apply_gradients(model, opt, scaler, clip)
     train_step.model = model  # for callers that adjust it (tools/bench_spiking.py sets the backend)
     return dev, infer, train_step
 
@@ -743,7 +761,7 @@ def markdown_report(rows: Sequence[Mapping[str, Any]], budget_label: str, device
     for task in dict.fromkeys(r["task"] for r in rows):
         trs = [r for r in rows if r["task"] == task]
         size = trs[0].get("stated_size")
-        unit = f"a stereo pair of {size}x{size} views" if task == "stereo_jscc" else f"one {size}x{size} image"
+        unit = stated_item(task, size)
         proto = (protocols or {}).get(task, "")
         out += [f"## {task}", "",
                 f"Cost per {unit}; quality on the held-out split ({trs[0].get('n_test', '?')} items{proto}).", ""]
@@ -957,9 +975,9 @@ def spike_maps(model: nn.Module, *inputs, item: int = 0) -> "Dict[str, Dict[str,
         for h in handles:
             h.remove()
         model.train(was)
-        from spikingjelly.activation_based import functional
+        from ..spiking import reset_state
 
-        functional.reset_net(model)
+        reset_state(model)
     for e in maps.values():
         e["map"] = (e["map"] / max(1, e["calls"])).cpu()
     return maps

@@ -15,8 +15,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from . import (BUDGETS, JSCC_SNRS, SEED0, STATED_SIZE, build_bench_config, cost_at_size, measure_ops,
-               measure_speed)
+from . import (BUDGETS, SEED0, STATED_SIZE, build_bench_config, cost_at_size, measure_ops, measure_speed,
+               snr_sweep)
 
 
 class Clock:
@@ -70,10 +70,10 @@ def train_and_evaluate(i: int, clock: Clock, task_name: str, spec, args, out: Pa
     from torch.utils.data import DataLoader, Subset
 
     from ..config import Config, dump_config
-    from ..engine.checkpoint import load_checkpoint, model_state_from
+    from ..checkpoint import load_checkpoint, load_model
     from ..engine.distributed import DistInfo
     from ..engine.evaluator import Evaluator
-    from ..engine.trainer import Trainer, build_model_from_config, resolve_device
+    from ..engine.trainer import Trainer, resolve_device
     from ..registry import build_task
 
     seed = SEED0 if seed is None else seed
@@ -89,12 +89,7 @@ def train_and_evaluate(i: int, clock: Clock, task_name: str, spec, args, out: Pa
         ck = load_checkpoint(ckpt)
         adopt_checkpoint_recipe(cfg, ck, spec.name)
         device = resolve_device(cfg.device, DistInfo())
-        model = build_model_from_config(cfg).to(device)
-        try:
-            model.load_state_dict(ck["ema"] if ck.get("ema") else model_state_from(ck))
-        except RuntimeError as e:
-            raise ValueError(f"--checkpoint {spec.name}={ckpt} does not fit model {spec.name!r} with args "
-                             f"{dict(cfg.model.args)}: {str(e).splitlines()[0]}") from None
+        model = load_model(ck, config=cfg, device=device, source=ckpt)
         row.update(trained_from=str(ckpt), train_seconds=None, train_steps=None)
         clock.say(i, f"{label}: weights from {ckpt}")
     else:
@@ -128,14 +123,14 @@ def train_and_evaluate(i: int, clock: Clock, task_name: str, spec, args, out: Pa
     protocol = (", Y channel" if ev.y_channel else ", RGB") + (f", border {ev.crop_border}" if ev.crop_border else "")
 
     curve = None
-    snr_key = getattr(task, "snr_config_key", None)
-    if snr_key and hasattr(model, snr_key.split(".")[-1]):
-        attr = snr_key.split(".")[-1]
+    sweep = snr_sweep(task_name)
+    attr = "snr_db"  # the channel's SNR, an attribute of a JSCC model
+    if sweep and hasattr(model, attr):
         trained_snr = getattr(model, attr)
         row["train_snr_db"] = trained_snr
         curve = []
         try:
-            for snr in JSCC_SNRS:
+            for snr in sweep:
                 setattr(model, attr, snr)
                 r = ev.evaluate(model, test_set, full=True).summary
                 curve.append({"snr_db": snr, "psnr": r["psnr"], "ssim": r["ssim"], "ms_ssim": r.get("ms_ssim")})

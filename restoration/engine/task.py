@@ -18,8 +18,9 @@ plus its recipes under ``configs/<task>/``. See docs/ENGINE.md.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch.utils.data import Dataset
@@ -31,6 +32,36 @@ from ..losses import build_loss
 
 Batch = Mapping[str, Any]
 ModelFn = Callable[[torch.Tensor], Any]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model of a benchmark suite."""
+    name: str     # registered model
+    role: str     # "SNN", "ANN twin" or "ANN baseline" (or a label of its own)
+    recipe: str   # relative to configs/
+
+
+@dataclass(frozen=True)
+class BenchmarkSuite:
+    """What ``tools/benchmark.py`` needs to know of a task (``Task.benchmark_suite``).
+
+    * ``models``: the spiking model, its ANN twin and the ANN baseline, each with its recipe;
+      the first recipe sets what a budget without the task's own figures uses;
+    * ``extra_models``: further models ``--models`` may name;
+    * ``stated_size``: the image side at which cost and speed are reported;
+    * ``budgets``: per budget name (``quick``, ``full``, ...), what every model of the task
+      shares: ``patch_size``, ``batch_size``, ``epochs``, ``steps`` per epoch, optionally
+      ``builtin`` data counts and ``lr_scale``; ``None`` takes the first recipe's own.
+      A budget the task does not list does not cover it;
+    * ``snr_sweep``: channel SNRs (dB) at which to evaluate again, for a model with an
+      ``snr_db`` attribute (joint source-channel coding); empty for none.
+    """
+    models: Sequence[ModelSpec]
+    stated_size: int
+    budgets: Mapping[str, Optional[Mapping[str, Any]]]
+    extra_models: Sequence[ModelSpec] = ()
+    snr_sweep: Sequence[float] = field(default_factory=tuple)
 
 
 class Task:
@@ -54,6 +85,7 @@ class Task:
     compare_input: bool = True
     supports_tiling: bool = True
     size_multiple: int = 1  # fallback when neither the config nor the model says
+    benchmark_suite: Optional[BenchmarkSuite] = None  # what tools/benchmark.py compares
 
     def __init__(self, **task_args):
         if task_args:
@@ -133,6 +165,16 @@ class Task:
         """Hook for task-specific model settings at test/inference time."""
         return model
 
+    # -- benchmark --------------------------------------------------------------------
+    def example_batch(self, n: int, size: int, seed: int = 0) -> Dict[str, Any]:
+        """``n`` items of random ``size`` x ``size`` images in the layout :meth:`forward`
+        reads: what cost counting and the timed steps run on."""
+        raise NotImplementedError(f"task {self.name!r} does not say how to make an example batch")
+
+    def stated_item(self, size: int) -> str:
+        """What one item at the stated size is, for the benchmark's 'cost per ...' line."""
+        return f"one {size}x{size} image"
+
 
 class PairedImageTask(Task):
     """Degraded image -> clean image, read by the ``paired`` dataset of
@@ -157,6 +199,11 @@ class PairedImageTask(Task):
         from ..data.images import ImageFiles
 
         return ImageFiles(input_spec)
+
+    def example_batch(self, n: int, size: int, seed: int = 0) -> Dict[str, Any]:
+        g = torch.Generator().manual_seed(seed)
+        return {"input": torch.rand(n, 3, size, size, generator=g), "target": torch.rand(n, 3, size, size, generator=g),
+                "name": [f"{i}" for i in range(n)]}
 
     def forward(self, model, batch, device):
         x = batch["input"].to(device, non_blocking=True)
