@@ -37,7 +37,8 @@ also benchmarkable with --models:
 
 budgets (what all models of a task share: data, crop, batch, optimiser steps, seed):
   quick  a smoke-level comparison, all three tasks in about 15 minutes per seed on 2 CPU cores
-         (--seeds 3: 53 minutes measured on a shared 2-core machine; speed is measured once)
+         (--seeds 3 --threads 1 --jobs 2: 29.5 minutes measured on 2 cores, 53 with --jobs 1;
+         speed is measured once per model)
   full   each task's shipped CPU recipe (configs/<task>/*_cpu.yaml)
   authors  stereo_jscc only: the four-way DHF-JSCC comparison of docs/JSCC.md sized for 2 CPU cores
 Each model keeps its own recipe's optimiser, loss and schedule shape.
@@ -165,11 +166,9 @@ def main(argv=None) -> int:
 
     import torch
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    elif "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))  # as the engine: fast on shared cores
-    threads = torch.get_num_threads()
+    from restoration.runtime import set_threads
+
+    threads = set_threads(args.threads)  # as the engine: half the cores unless told
     speed_devices = args.speed_devices or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
 
     from restoration import benchmark as B
