@@ -522,10 +522,10 @@ def _steps(cfg_path: str, checkpoint: Optional[str], size: int, patch: int, batc
     """(device, inference step factory, training step) for the model of a benchmark config
     (``cfg_path``: a YAML path or an already built :class:`Config`)."""
     from ..checkpoint import load_checkpoint, weights_from
-    from ..engine.evaluator import reset_state
+    from ..spiking import reset_state
     from ..engine.optim import build_optimizer
-    from ..engine.trainer import apply_gradients, build_model_from_config, forward_loss
-    from ..registry import build_task
+    from ..engine.trainer import apply_gradients, forward_loss
+    from ..registry import build_model_from_config, build_task
 
     cfg = cfg_path if isinstance(cfg_path, Config) else load_config(cfg_path)
     dev = torch.device(device)

@@ -52,7 +52,7 @@ def output_levels(model, task, test_set, device, fn) -> int:
     import torch
     from torch.utils.data import DataLoader
 
-    from ..engine.evaluator import reset_state
+    from ..spiking import reset_state
 
     batch = next(iter(DataLoader(test_set, batch_size=1)))
     with torch.no_grad():
