@@ -521,7 +521,7 @@ def _steps(cfg_path: str, checkpoint: Optional[str], size: int, patch: int, batc
            device: str):
     """(device, inference step factory, training step) for the model of a benchmark config
     (``cfg_path``: a YAML path or an already built :class:`Config`)."""
-    from ..checkpoint import load_checkpoint, weights_from
+    from ..checkpoint import load_model
     from ..spiking import reset_state
     from ..engine.optim import build_optimizer
     from ..engine.trainer import apply_gradients, forward_loss
@@ -531,10 +531,8 @@ def _steps(cfg_path: str, checkpoint: Optional[str], size: int, patch: int, batc
     dev = torch.device(device)
     task = build_task(cfg.task, **dict(cfg.task_args or {}))
     torch.manual_seed(0)
-    model = build_model_from_config(cfg).to(dev)
-    if checkpoint:
-        ck = load_checkpoint(checkpoint, map_location=dev)
-        model.load_state_dict(weights_from(ck))
+    # the checkpoint's weights on the benchmark recipe's model (one rebuild rule: load_model)
+    model = load_model(checkpoint, config=cfg, device=dev) if checkpoint else build_model_from_config(cfg).to(dev)
 
     def infer(n):
         b = {k: v.to(dev) if torch.is_tensor(v) else v for k, v in task.example_batch(n, size).items()}
