@@ -111,8 +111,8 @@ DEFAULTS: Dict[str, Any] = {
         "patch_size": 64,       # training crop size
         "batch_size": 8,        # global batch size (split across DDP processes)
         "num_workers": 0,
-        "edge_decay": 0.0,      # DehazeSNN: bias crops towards the image border
-        "only_h_flip": False,   # DehazeSNN: no rotations, horizontal flips only
+        "edge_decay": 0.0,      # paired training crops: bias towards the image border (DehazeSNN recipes)
+        "only_h_flip": False,   # paired training augmentation: no rotations, horizontal flips only
         "repeat": 1,            # iterate the training set this many times per epoch (small sets)
         "valid_mode": "test",   # test: full images | valid: centre crops of valid_patch_size
         "valid_patch_size": None,  # None: patch_size
@@ -127,7 +127,7 @@ DEFAULTS: Dict[str, Any] = {
         "eps": 1e-8,
         "momentum": 0.9,        # sgd only
         "amsgrad": False,
-        "no_decay_1d": False,   # DehazeSNN: biases and norm weights (dim < 2) get no weight decay
+        "no_decay_1d": False,   # biases and norm weights (dim < 2) get no weight decay (DehazeSNN recipes)
         "neuron_lr": None,      # lr of spiking-neuron parameters (OLIF tau/Vth, PLIF w); None: lr
         "neuron_weight_decay": 0.0,
     },

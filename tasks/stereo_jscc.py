@@ -10,16 +10,43 @@ reconstruction quality only.
 
 Data: ``<root>/<split>/{left,right}`` (or the KITTI / InStereo2K path lists of
 DHF-JSCC via ``data.args.layout``). Without ``data.root`` a generated set is used
-(rendered layered scenes for training, the real Middlebury motorcycle pair for testing).
+(``builtin`` below: rendered layered scenes for training, the real Middlebury motorcycle
+pair for testing).
 """
 from pathlib import Path
 from typing import Any, Dict
 
 import torch
 
+from restoration.data import sources
+from restoration.data.degradations import render_stereo
 from restoration.data.images import save_image
+from restoration.data.synthetic import COMMON_OPTIONS, BuiltinData, Option
 from restoration.engine.task import BenchmarkSuite, ModelSpec, Task
 from restoration.registry import TASKS
+
+
+def stereo_pair(rng, split, i, opt):
+    """Built-in pair ``i`` of ``split``: {left/<i>.png, right/<i>.png}: a rendered layered scene
+    for training, a crop of the real rectified Middlebury pair (both views alike) for testing."""
+    if split == "train":
+        size = int(opt["train_size"])
+        left, right = render_stereo(rng, size, size, opt["max_disparity"], opt["max_objects"], opt["procedural"])
+    else:
+        crops = sources.motorcycle_crops(rng, opt["test_size"], i)
+        left, right = crops["left"], crops["right"]
+    return {f"left/{i:05d}.png": left, f"right/{i:05d}.png": right}
+
+
+BUILTIN = BuiltinData(
+    sampler=stereo_pair,
+    counts=(400, 8),
+    options={"train_size": COMMON_OPTIONS["train_size"], "test_size": COMMON_OPTIONS["test_size"],
+             "max_disparity": Option(0.12, "largest disparity as a fraction of the image width"),
+             "max_objects": Option(3, "most foreground objects per training stereo pair"),
+             "procedural": COMMON_OPTIONS["procedural"].with_default(0.3)},
+    seed_id=2,  # the id every earlier set was seeded with: the same pixels
+    layout="<out>/{train,test}/{left,right} (rectified pairs, identical names)")
 
 
 @TASKS.register("stereo_jscc")
@@ -29,6 +56,7 @@ class StereoJSCC(Task):
     y_channel = False
     crop_border = 0
     compare_input = False
+    builtin = BUILTIN
     supports_tiling = False       # the channel and the cross-view fusion see the whole image
     snr_config_key = "model.args.snr_db"  # what tools/infer.py --snr sets
     # tools/benchmark.py: DHF-JSCC-SNN, its ANN twin and the CNN DHF-JSCC, cost stated per pair

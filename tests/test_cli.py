@@ -113,7 +113,7 @@ def test_user_errors_are_one_line_naming_the_fix(derain_run, capsys):
     assert rc == 1 and "train first" in capsys.readouterr().err
     rc = runner.infer_main(["--task", "derain", "--run-dir", str(run), "--input", str(tmp / "absent"),
                             "--output", str(tmp / "o"), "--snr", "3"])
-    assert rc == 1 and "--snr applies to stereo_jscc only" in capsys.readouterr().err
+    assert rc == 1 and "--snr applies to tasks with a channel" in capsys.readouterr().err
     rc = runner.train_main(["--task", "derainn"])
     assert rc == 1 and "Did you mean 'derain'" in capsys.readouterr().err
 

@@ -12,6 +12,7 @@ from PIL import Image
 
 from restoration.data import DataError, PairedImageDataset, make_dataset
 from restoration.data import corpus as C
+from restoration.data import degradations, sources
 from restoration.data import synthetic as S
 
 TINY = dict(train_size=32, test_size=(32, 48), motorcycle=0)
@@ -71,8 +72,8 @@ def tiny_corpus(tmp_path, monkeypatch):
 def test_tiny_corpus_feeds_train_and_heldout_splits(tiny_corpus, tmp_path):
     _, entries = tiny_corpus
     assert C.corpus_status().complete
-    assert [p.name for p in S.photo_pool("heldout")] == ["photo2"]
-    train_names = [p.name for p in S.photo_pool("train")]
+    assert [p.name for p in sources.photo_pool("heldout")] == ["photo2"]
+    train_names = [p.name for p in sources.photo_pool("train")]
     assert train_names[:2] == ["photo0", "photo1"] and "photo2" not in train_names
     assert "astronaut" in train_names  # scikit-image's photographs join the corpus
     out = make_dataset("derain", tmp_path / "set", 2, 6, seed=0, progress=False, **TINY)
@@ -101,9 +102,9 @@ def test_changed_or_missing_photo_falls_back_with_one_message(tiny_corpus, tmp_p
     assert "pkg-train" in st.message() and "apt-get install pkg-train" in st.message()
     C._warn_once.cache_clear()
     with caplog.at_level(logging.WARNING, logger="restoration.data"):
-        held = S.photo_pool("heldout")
-        S.photo_pool("train")
-    assert sorted(p.name for p in held) == sorted(S.FALLBACK_HELDOUT)  # the documented fallback
+        held = sources.photo_pool("heldout")
+        sources.photo_pool("train")
+    assert sorted(p.name for p in held) == sorted(sources.FALLBACK_HELDOUT)  # the documented fallback
     assert sum("real-photo corpus incomplete" in r.message for r in caplog.records) == 1
     # a built-in set made from other pixels gets another name: no stale cache is reused
     assert S.builtin_name("derain", 2, 3, 0, S._resolve_options("derain", {})) != key
@@ -129,10 +130,10 @@ def test_crops_come_at_native_and_reduced_scale():
     full = rng.integers(0, 256, (900, 1400, 3), dtype=np.uint8)
     photo = C._prepare("p", full, 1)
     assert max(photo.reduced.shape[:2]) == C.REDUCED_SIDE and len(photo.tiles) == C.NATIVE_TILES
-    native = S._crop_photo(np.random.default_rng(1), photo, 40, 56, native=1.0)
+    native = sources._crop_photo(np.random.default_rng(1), photo, 40, 56, native=1.0)
     assert any(np.array_equal(t[y:y + 40, x:x + 56], native) for t in photo.tiles
                for y in range(t.shape[0] - 39) for x in range(0, t.shape[1] - 55))
-    reduced = S._crop_photo(np.random.default_rng(1), photo, 40, 56, native=0.0)
+    reduced = sources._crop_photo(np.random.default_rng(1), photo, 40, 56, native=0.0)
     assert reduced.shape == (40, 56, 3)
 
 
@@ -142,21 +143,21 @@ def _psnr(a, b):
 
 
 def test_rain_and_haze_get_worse_along_the_severity_grid():
-    clean = [S.clean_image(np.random.default_rng(i), 64, 64, procedural=0.0) for i in range(4)]
-    levels = [S.TRACE, 0.0, 0.5, 1.0]
-    rain = [np.mean([_psnr(S.add_rain(np.random.default_rng(50 + i), c, s), c) for i, c in enumerate(clean)])
+    clean = [sources.clean_image(np.random.default_rng(i), 64, 64, procedural=0.0) for i in range(4)]
+    levels = [sources.TRACE, 0.0, 0.5, 1.0]
+    rain = [np.mean([_psnr(degradations.add_rain(np.random.default_rng(50 + i), c, s), c) for i, c in enumerate(clean)])
             for s in levels]
     assert all(a > b + 1.0 for a, b in zip(rain, rain[1:])), rain  # trace > light > medium > heavy
     assert rain[0] > 30 and rain[-1] < 20, rain  # nearly clean .. dense streaks with a veil
-    betas = [S.haze_beta(np.random.default_rng(0), s) for s in (0.0, 0.5, 1.0)]
+    betas = [degradations.haze_beta(np.random.default_rng(0), s) for s in (0.0, 0.5, 1.0)]
     assert betas[0] == pytest.approx(0.2) and betas[-1] == pytest.approx(3.0) and betas[0] < betas[1] < betas[2]
-    assert S.haze_beta(np.random.default_rng(0), S.TRACE) < 0.2
-    bands = [S.severity_value(np.random.default_rng(k), lev) for k in range(20) for lev in S.SEVERITIES]
+    assert degradations.haze_beta(np.random.default_rng(0), sources.TRACE) < 0.2
+    bands = [sources.severity_value(np.random.default_rng(k), lev) for k in range(20) for lev in sources.SEVERITIES]
     for k, v in enumerate(bands):
-        lo, hi = S.SEVERITY_BANDS[S.SEVERITIES[k % 3]]
+        lo, hi = sources.SEVERITY_BANDS[sources.SEVERITIES[k % 3]]
         assert lo <= v <= hi
-    train = [S.severity_value(np.random.default_rng(k), None, clean_share=0.25) for k in range(400)]
-    assert 0.15 < np.mean([v == S.TRACE for v in train]) < 0.35  # a share of nearly clean inputs
+    train = [sources.severity_value(np.random.default_rng(k), None, clean_share=0.25) for k in range(400)]
+    assert 0.15 < np.mean([v == sources.TRACE for v in train]) < 0.35  # a share of nearly clean inputs
 
 
 def test_heldout_split_has_every_severity_at_rising_difficulty(tmp_path):

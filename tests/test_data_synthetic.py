@@ -8,6 +8,7 @@ import pytest
 
 from restoration.data import (DataError, PairedImageDataset, StereoDataset, add_haze, add_rain,
                               ensure_builtin_data, make_dataset, render_stereo)
+from restoration.data import degradations, sources
 from restoration.data import synthetic as S
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,7 +27,7 @@ def test_haze_model_properties():
     hazy = add_haze(clean, depth, beta=1.0, airlight=0.8)
     np.testing.assert_allclose(hazy[:, 0], clean[:, 0], atol=1e-6)  # d = 0: unchanged
     np.testing.assert_allclose(hazy[:, -1], 0.8, atol=1e-6)  # large depth: airlight
-    t = S.transmission(depth, 1.0)
+    t = degradations.transmission(depth, 1.0)
     assert np.all(np.diff(t, axis=1) < 0)  # t decreases with depth
     # the distance to the airlight shrinks exactly as t: |I - A| = t |J - A|
     np.testing.assert_allclose(np.abs(hazy - 0.8), t[..., None] * np.abs(clean - 0.8), atol=1e-5)
@@ -48,8 +49,8 @@ def test_haze_per_channel_airlight_and_beta_map():
 
 def test_synthetic_depth_is_smooth_and_in_range():
     rng = np.random.default_rng(3)
-    img = S.clean_image(rng, 48, 64)
-    d = S.synthetic_depth(rng, img)
+    img = sources.clean_image(rng, 48, 64)
+    d = degradations.synthetic_depth(rng, img)
     assert d.shape == (48, 64) and d.min() >= 0 and d.max() <= 1.3
     assert d.max() - d.min() > 0.4  # a real depth range, not a constant
     assert np.abs(np.diff(d, axis=0)).max() < 0.2 and np.abs(np.diff(d, axis=1)).max() < 0.2
@@ -60,7 +61,7 @@ def test_rain_only_brightens_and_heavy_is_heavier():
     light, heavy = [], []
     for i in range(6):
         rng = np.random.default_rng(i)
-        clean = S.clean_image(rng, 64, 64)
+        clean = sources.clean_image(rng, 64, 64)
         lr = add_rain(np.random.default_rng(100 + i), clean, "light")
         assert lr.shape == clean.shape and np.all(lr >= clean - 1e-6)  # screen blend, no veil
         light.append(float((lr - clean).mean()))
@@ -71,7 +72,7 @@ def test_rain_only_brightens_and_heavy_is_heavier():
 
 
 def test_streak_kernel_points_along_angle():
-    k = S.streak_kernel(length=15, width=1.0, angle_deg=0)
+    k = degradations.streak_kernel(length=15, width=1.0, angle_deg=0)
     c = k.shape[0] // 2
     assert k[:, c].sum() > 10 * k[c, :].sum() / 3  # vertical streak: long along columns
     assert np.isclose(k.max(), 1.0)
@@ -130,13 +131,13 @@ def test_dehaze_test_split_is_the_hazed_middlebury_scene(tmp_path):
     ds = PairedImageDataset(out, "test", mode="test")
     whole = ds[0]  # image 0: the whole scene with its long side = test_size max
     assert tuple(whole["target"].shape[1:]) == (64, 96)
-    left = S._motorcycle()[0]
-    ref = S._resize_u8(left, (65, 96)).astype(np.float32) / 255  # 500x741 -> 65x96, centre 64 rows
+    left = sources._motorcycle()[0]
+    ref = sources._resize_u8(left, (65, 96)).astype(np.float32) / 255  # 500x741 -> 65x96, centre 64 rows
     got = whole["target"].numpy().transpose(1, 2, 0)
     np.testing.assert_allclose(got, ref[0:64], atol=1 / 255 + 1e-6)
     # haze from the true depth: the far background is hazier (closer to A) than the near bike
-    _, _, depth = S._motorcycle()
-    small = S._resize_f(depth, (65, 96))[0:64]
+    _, _, depth = sources._motorcycle()
+    small = sources._resize_f(depth, (65, 96))[0:64]
     hazy, clean = whole["input"].numpy().transpose(1, 2, 0), got
     far, near = small > np.percentile(small, 80), small < np.percentile(small, 20)
     change = np.abs(hazy - clean).mean(axis=2)
@@ -213,17 +214,18 @@ def test_cli_writes_set_and_help_explains_every_flag(tmp_path):
     assert (tmp_path / "r" / "train" / "target" / "norain-1.png").is_file()
 
 
-def _load_cli():
+def _load_cli(monkeypatch):
     import importlib.util
 
+    monkeypatch.syspath_prepend(str(REPO / "tools"))  # as when run as python tools/make_data.py
     spec = importlib.util.spec_from_file_location("make_data_cli", REPO / "tools" / "make_data.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
 
 
-def test_cli_help_and_errors(tmp_path, capsys):
-    cli = _load_cli()
+def test_cli_help_and_errors(tmp_path, capsys, monkeypatch):
+    cli = _load_cli(monkeypatch)
     parser = cli.build_parser()
     for action in parser._actions:
         assert action.help, f"{action.option_strings} has no help"

@@ -201,7 +201,7 @@ def infer_parser() -> argparse.ArgumentParser:
                    help="memory the restoration may use, e.g. 2G or 800M (default %(default)s: at most 1.5G and "
                         "half the free memory); images too large for it are restored in tiles, the tile size is printed. "
                         "'none' restores whole images whatever their size")
-    g.add_argument("--snr", type=float, help="stereo_jscc only: channel SNR in dB")
+    g.add_argument("--snr", type=float, help="channel SNR in dB, for tasks with a channel (stereo_jscc)")
     return p
 
 
@@ -648,9 +648,10 @@ def _infer(args) -> int:
     if args.snr is not None:
         task_name = resolve_task_name(args)
         cls = _task_class(task_name)
-        key = getattr(cls, "snr_config_key", None)
+        key = cls.snr_config_key
         if not key:
-            raise ConfigError(f"--snr applies to stereo_jscc only; task {task_name!r} has no channel")
+            raise ConfigError(f"--snr applies to tasks with a channel (such as stereo_jscc); task {task_name!r} "
+                              f"has none: leave --snr out")
         args.overrides = list(args.overrides) + [f"{key}={args.snr}"]
     select_pretrained(args, default_for_task=True)
     if args.pretrained:

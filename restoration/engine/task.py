@@ -28,6 +28,8 @@ from torch.utils.data import Dataset
 from ..data.images import IMG_EXTENSIONS as IMAGE_EXTS  # noqa: F401  (the data layer owns image I/O;
 from ..data.images import ImageFiles as ImageFolder  # noqa: F401   these names stay for old imports)
 from ..data.images import save_image
+from ..data.synthetic import BuiltinData
+from ..errors import UserError
 from ..losses import build_loss
 
 Batch = Mapping[str, Any]
@@ -86,6 +88,8 @@ class Task:
     supports_tiling: bool = True
     size_multiple: int = 1  # fallback when neither the config nor the model says
     benchmark_suite: Optional[BenchmarkSuite] = None  # what tools/benchmark.py compares
+    builtin: Optional[BuiltinData] = None  # the generated data used when data.root is unset
+    snr_config_key: Optional[str] = None  # tasks with a channel: the config key tools/infer.py --snr sets
 
     def __init__(self, **task_args):
         if task_args:
@@ -97,6 +101,10 @@ class Task:
         from restoration.data.synthetic import ensure_builtin_data
 
         from .log import use_tty_progress
+
+        if self.builtin is None:
+            raise UserError(f"task {self.name!r} has no built-in data: set data.root in the recipe or pass "
+                            f"--data-dir with a folder of your data")
 
         opts = {"progress": use_tty_progress(), **dict(cfg.data.builtin or {})}
         return Path(ensure_builtin_data(self.name, **opts))
