@@ -177,7 +177,7 @@ def test_user_errors_are_one_line_and_debug_shows_the_traceback(tmp_path):
 def test_friendly_reports_a_full_disk_in_one_line_and_keeps_bugs_tracebacks(capsys):
     import errno
 
-    from restoration.engine.runner import friendly
+    from restoration.engine.cli import friendly
 
     def full():
         raise OSError(errno.ENOSPC, "No space left on device", "runs/x/m_current.pth")
