@@ -101,7 +101,9 @@ def resolve_task_name(args: argparse.Namespace) -> str:
         t = read_yaml(args.config).get("task")
         if t:
             return t
-    raise ConfigError("no task given: pass --task (dehaze, derain, stereo_jscc) or a --config that sets 'task'")
+    from ..registry import list_tasks
+
+    raise ConfigError(f"no task given: pass --task ({', '.join(list_tasks())}) or a --config that sets 'task'")
 
 
 def build_config(args: argparse.Namespace, base: Optional[Dict[str, Any]] = None) -> tuple:
