@@ -83,6 +83,28 @@ def test_no_two_modules_import_each_other():
     assert loops == [], f"import loops: {loops}"
 
 
+def _code_strings(path: Path):
+    """String constants of a module's code: docstrings and help texts (which may name a task
+    as an example) are left out, comparisons and table keys stay."""
+    tree = ast.parse(path.read_text())
+    docs = {id(n.body[0].value) for n in ast.walk(tree)
+            if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and n.body
+            and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+            yield node.lineno, node.value
+
+
+def test_no_library_module_names_a_task():
+    """Task knowledge lives in the plugins: no module of the library (the models aside, which
+    are architectures) holds a task's name as a value, as in ``task == "stereo_jscc"``."""
+    tasks = set(restoration.list_tasks())
+    found = [f"{path.relative_to(PKG)}:{line} {value!r}" for path in PKG.rglob("*.py")
+             if path.relative_to(PKG).parts[0] not in ("models", "tasks")
+             for line, value in _code_strings(path) if value in tasks]
+    assert found == [], "library code naming a task: " + ", ".join(found)
+
+
 # -- pad_to_multiple: the one padding rule ---------------------------------------------
 
 def test_pad_to_multiple():
