@@ -45,3 +45,18 @@ def remove_stale_temporaries(folder: os.PathLike) -> List[Path]:
             p.unlink(missing_ok=True)
             removed.append(p)
     return removed
+
+
+def write_text(path: os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` whole or not at all (temporary name, then rename); makes the
+    folder. Returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path

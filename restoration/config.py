@@ -405,10 +405,6 @@ def load_config(path: Optional[os.PathLike | str] = None,
 def dump_config(cfg: Mapping, path: os.PathLike | str) -> None:
     """Write ``cfg`` as YAML atomically (temporary name, then rename)."""
     data = cfg.to_dict() if isinstance(cfg, Config) else dict(cfg)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    from .atomic import temp_path
+    from .atomic import write_text
 
-    tmp = temp_path(path)
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
-    os.replace(tmp, path)
+    write_text(path, yaml.safe_dump(data, sort_keys=False))

@@ -2,7 +2,7 @@
 memory measurement (:func:`restoration.benchmark.measure_speed` starts it)."""
 import sys
 
-from . import _measure_cli
+from .speed import _measure_cli
 
 if len(sys.argv) > 1 and sys.argv[1] == "_measure":
     sys.exit(_measure_cli(sys.argv[2:]))

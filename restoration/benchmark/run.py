@@ -15,8 +15,9 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from . import (BUDGETS, SEED0, STATED_SIZE, build_bench_config, cost_at_size, measure_ops, measure_speed,
-               snr_sweep)
+from .cost import cost_at_size, measure_ops
+from .speed import measure_speed
+from .suite import BUDGETS, SEED0, STATED_SIZE, build_bench_config, snr_sweep
 
 
 class Clock:

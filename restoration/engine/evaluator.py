@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ..atomic import temp_path
+from ..atomic import temp_path, write_text
 from ..models._layers import pad_to_multiple
 from ..metrics import compute_metrics, psnr as psnr_metric, ssim as ssim_metric
 from ..spiking import reset_state  # noqa: F401  (the spiking core owns it; imported from here before)
@@ -413,7 +413,5 @@ def write_results(res: EvalResult, out_dir: os.PathLike, table: str = "") -> Pat
             w.writerow(["mean"] + [f"{res.summary[k]:.6f}" if k in res.summary else "" for k in keys[1:]])
     os.replace(tmp, path)
     if table:
-        tmp = temp_path(out_dir / "summary.txt")
-        tmp.write_text(table + "\n")
-        os.replace(tmp, out_dir / "summary.txt")
+        write_text(out_dir / "summary.txt", table + "\n")
     return path
