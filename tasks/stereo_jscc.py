@@ -108,6 +108,11 @@ class StereoJSCC(Task):
     def stated_item(self, size: int) -> str:
         return f"a stereo pair of {size}x{size} views"
 
+    def image_batch(self, image, views=()):
+        """The image as the left view; the right view is ``views[0]``, or the image again."""
+        right = views[0] if len(views) else image
+        return {"left": image[None], "right": right[None], "name": ["image"]}
+
     def forward(self, model, batch, device):
         pair = torch.stack([batch["left"], batch["right"]], dim=1).to(device, non_blocking=True)
         out = model(pair)

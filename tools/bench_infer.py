@@ -3,64 +3,13 @@
     python tools/bench_infer.py                      # 3000x2000 JPEG, default derain weights, no flags
     python tools/bench_infer.py --size 4000x3000 --task dehaze -- --max-memory 1G
 
-The photograph is scikit-image's astronaut, resized to --size and saved as a JPEG in a
-temporary folder. tools/infer.py runs in a child process with the extra arguments after
-``--``; the figures printed (wall and CPU time, the child's peak resident memory, the
-tile size infer chose, the load average before and after) go to docs/ENGINE.md.
+The logic lives in restoration/benchmark/infer_photo.py; the figures go to docs/ENGINE.md.
 """
-import argparse
-import os
-import re
-import resource
-import subprocess
 import sys
-import tempfile
-import time
-from pathlib import Path
 
 import _bootstrap  # noqa: F401  (repository root on sys.path)
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--size", default="3000x2000", help="WIDTHxHEIGHT of the test photograph (default 3000x2000)")
-    p.add_argument("--task", default="derain", help="task whose default shipped weights restore it")
-    p.add_argument("extra", nargs="*", help="arguments passed on to tools/infer.py (after --)")
-    args = p.parse_args(argv)
-    w, h = (int(v) for v in args.size.lower().split("x"))
-
-    import numpy as np
-    from PIL import Image
-    from skimage import data, transform
-
-    with tempfile.TemporaryDirectory() as tmp:
-        src, out = Path(tmp) / "in", Path(tmp) / "out"
-        src.mkdir()
-        img = transform.resize(data.astronaut(), (h, w), order=1)
-        Image.fromarray((img * 255).round().astype(np.uint8)).save(src / "photo.jpg", quality=92)
-        cmd = [sys.executable, str(REPO / "tools" / "infer.py"), "--task", args.task, "--input", str(src),
-               "--output", str(out), *args.extra]
-        load0 = os.getloadavg()
-        t0 = time.time()
-        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "RESTORATION_NO_TQDM": "1"})
-        wall = time.time() - t0
-        load1 = os.getloadavg()
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    log = proc.stdout + proc.stderr
-    if proc.returncode != 0:
-        print(log, file=sys.stderr)
-        return proc.returncode
-    tile = re.search(r"(\d+) tiles of (\d+) px", log)
-    print(f"tools/infer.py --task {args.task} {' '.join(args.extra)} on a {w}x{h} JPEG "
-          f"({w * h / 1e6:.1f} megapixels)")
-    print(f"  tiles: {f'{tile.group(1)} of {tile.group(2)} px' if tile else 'none (whole image)'}")
-    print(f"  wall {wall:.0f} s, CPU {usage.ru_utime + usage.ru_stime:.0f} s, peak resident memory "
-          f"{usage.ru_maxrss / 2 ** 20:.2f} GB")
-    print(f"  load average {load0[0]:.1f} before, {load1[0]:.1f} after, on {os.cpu_count()} cores")
-    return 0
-
+from restoration.benchmark.infer_photo import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(default_task="derain"))

@@ -175,3 +175,14 @@ def stated_item(task: str, size) -> str:
     if task in TASKS:
         return TASKS.get(task)().stated_item(size)
     return f"one {size}x{size} image"
+
+
+def task_for_model(name: str):
+    """The task plugin that runs model ``name`` (the task whose recipes name it), built; a
+    plain image-to-image task for a model no recipe names."""
+    from ..engine.runner import home_task
+    from ..engine.task import PairedImageTask
+    from ..registry import build_task
+
+    task = home_task(name)
+    return build_task(task) if task else PairedImageTask()

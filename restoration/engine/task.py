@@ -183,6 +183,12 @@ class Task:
         """What one item at the stated size is, for the benchmark's 'cost per ...' line."""
         return f"one {size}x{size} image"
 
+    def image_batch(self, image: torch.Tensor, views: Sequence[torch.Tensor] = ()) -> Dict[str, Any]:
+        """A batch of one item, in the layout ``forward`` reads, made from one ``3,H,W`` image
+        (and further views where the task's items have them): what tools that look inside a
+        model with a user's picture feed it (``tools/visualize_spikes.py``)."""
+        raise NotImplementedError(f"task {self.name!r} does not say how to make a batch from an image")
+
 
 class PairedImageTask(Task):
     """Degraded image -> clean image, read by the ``paired`` dataset of
@@ -212,6 +218,9 @@ class PairedImageTask(Task):
         g = torch.Generator().manual_seed(seed)
         return {"input": torch.rand(n, 3, size, size, generator=g), "target": torch.rand(n, 3, size, size, generator=g),
                 "name": [f"{i}" for i in range(n)]}
+
+    def image_batch(self, image, views=()):
+        return {"input": image[None], "name": ["image"]}
 
     def forward(self, model, batch, device):
         x = batch["input"].to(device, non_blocking=True)

@@ -12,29 +12,29 @@ convs, every ReLU replaced by a LIF, no normalisation, Bernoulli rate-coded inpu
 image read out as the firing rate of a final spiking layer), to reproduce the seed's
 failure.
 
-    python tools/jscc_probe.py --models cnn,snn,naive --seconds 240
+    python -m restoration.benchmark.jscc_probe --models cnn,snn,naive --seconds 240
 
-CPU only, one thread by default (the machine is shared). Numbers go to docs/JSCC.md.
+CPU only, one thread by default (the machine is shared). Numbers go to docs/JSCC.md. A research
+probe, not part of the product: its loop is plain torch on purpose (no engine, no recipe),
+so that what it shows does not depend on the trainer.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
-import os
-import sys
 import time
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from spikingjelly.activation_based import functional, layer
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from restoration.models.dhf_jscc import dhf_jscc_cnn, dhf_jscc_snn, dhf_jscc_snn_ann, AWGNChannel  # noqa: E402
-from restoration.spiking import LIF, FiringRateMonitor  # noqa: E402
-from spikingjelly.activation_based import functional, layer  # noqa: E402
+from .. import metrics
+from ..atomic import write_text
+from ..models.dhf_jscc import AWGNChannel, dhf_jscc_cnn, dhf_jscc_snn, dhf_jscc_snn_ann
+from ..spiking import LIF, FiringRateMonitor
 
 TRAIN_IMAGES = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry")
 
@@ -77,9 +77,9 @@ def motorcycle_eval_set(n, crop, seed=123):
     return torch.stack(out)
 
 
-def psnr(x, y):
-    mse = (x.clamp(0, 1) - y).pow(2).flatten(1).mean(1)
-    return (10 * torch.log10(1.0 / mse.clamp_min(1e-10))).mean().item()
+def psnr(x, y) -> float:
+    """Mean PSNR (dB) of the images of ``x`` (clamped to [0, 1]) against ``y``."""
+    return metrics.psnr(x.clamp(0, 1), y).mean().item()
 
 
 # ------------------------------------------------------------------ the seed-like SNN
@@ -206,7 +206,7 @@ def run_one(name, args, images, eval_pairs):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m restoration.benchmark.jscc_probe", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="cnn,snn,naive", help="comma list of cnn, snn, twin, naive")
     ap.add_argument("--seconds", type=float, default=240, help="training wall time per model")
     ap.add_argument("--width", type=int, default=32, help="feature channels (the library default is 64)")
@@ -247,11 +247,9 @@ def main(argv=None):
               f"{r['eval_psnr']:9.2f}  ({r['eval_psnr_noiseless']:6.2f})   {r['best_eval_psnr']:5.2f}  "
               f"{r['output_levels']:5d}")
     if args.json:
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(dict(args=vars(args), grey_reference_psnr=round(grey, 2), rate_coded_input_psnr=round(rate_code, 2),
-                           spike_count_output_psnr=round(levels, 2), results=results), f, indent=1)
-        os.replace(tmp, args.json)
+        write_text(args.json, json.dumps(dict(args=vars(args), grey_reference_psnr=round(grey, 2),
+                                              rate_coded_input_psnr=round(rate_code, 2),
+                                              spike_count_output_psnr=round(levels, 2), results=results), indent=1))
 
 
 if __name__ == "__main__":
