@@ -13,26 +13,26 @@ import torch.nn as nn
 def spike_maps(model: nn.Module, *inputs, item: int = 0) -> "Dict[str, Dict[str, Any]]":
     """Firing-rate map (H x W, in [0, 1]) of every spiking-neuron layer for one forward:
     the fraction of channels and time steps that fired at each position of batch item
-    ``item``. SpikingJelly neurons fire where the output is non-zero; OLIF where its
-    output exceeds ``Vth`` (its non-firing positions output ``Vth``). A layer called
+    ``item``, by the monitor's rule (``restoration.spiking.monitor.fired``: SpikingJelly
+    neurons fire where the output is non-zero, OLIF where it exceeds ``Vth``). A layer called
     several times (per view, per step) gets the mean of its calls.
 
     Returns ``{name: {'map': tensor, 'kind': str, 'calls': int}}`` in forward order; the
     model's state is reset afterwards.
     """
     from ..spiking import OLIF, is_spiking_neuron
+    from ..spiking.monitor import fired as spiked
 
     maps: Dict[str, Dict[str, Any]] = {}
     handles = []
 
     def hook(name):
         def record(module, args, out):
-            if isinstance(module, OLIF):
-                fired = (out > module.Vth.to(out.dtype)).float()  # N,C,H,W
+            fired = spiked(module, out).float()  # the monitor's rule
+            if isinstance(module, OLIF):  # N,C,H,W
                 kind = f"OLIF along {'H' if module.dim == 2 else 'W'}"
                 m = fired[item].mean(0)
             else:
-                fired = (out != 0).float()
                 kind = type(module).__name__
                 m = fired[:, item].mean((0, 1)) if fired.dim() == 5 else fired[item].mean(0)
             e = maps.setdefault(name, {"map": torch.zeros_like(m), "kind": kind, "calls": 0})

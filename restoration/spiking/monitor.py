@@ -21,6 +21,14 @@ from .neurons import is_spiking_neuron
 from .olif import OLIF
 
 
+def fired(module: nn.Module, output: torch.Tensor) -> torch.Tensor:
+    """Where a spiking layer fired (a bool tensor shaped like ``output``): the one rule of what
+    counts as a spike, used by the monitor and by firing-rate maps."""
+    if isinstance(module, OLIF):
+        return output > module.Vth.to(output.dtype)
+    return output != 0
+
+
 class FiringRateMonitor:
     def __init__(self, model: nn.Module):
         self.model = model
@@ -32,11 +40,8 @@ class FiringRateMonitor:
     def _hook(self, name: str):
         def record(module, inputs, output):
             with torch.no_grad():
-                if isinstance(module, OLIF):
-                    fired = (output > module.Vth.to(output.dtype)).sum()
-                else:
-                    fired = (output != 0).sum()
-            self.spikes[name] = self.spikes.get(name, 0.0) + float(fired)
+                count = fired(module, output).sum()
+            self.spikes[name] = self.spikes.get(name, 0.0) + float(count)
             self.positions[name] = self.positions.get(name, 0) + output.numel()
             self.shapes[name] = tuple(output.shape)
         return record
