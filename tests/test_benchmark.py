@@ -15,6 +15,7 @@ import torch.nn as nn
 from PIL import Image
 from spikingjelly.activation_based import neuron
 
+import restoration
 from restoration import benchmark as B
 from restoration.engine.task import PairedImageTask
 from restoration.spiking import to_ann
@@ -519,3 +520,24 @@ def test_cli_seeds_errors_are_one_line(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         tool.main(["--tasks", "derain", "--seeds", "2", "--pretrained"])
     assert "have no seed to vary: drop --seeds" in capsys.readouterr().err
+
+
+def test_inspection_tools_feed_a_model_as_its_task_does():
+    """visualize_spikes and model_stats ask the model's task for its input (issue 20): a
+    stereo model gets a pair, an image model one image, with no model named in the tools."""
+    from restoration.benchmark.suite import task_for_model
+    from restoration.benchmark.visualize import image_maps
+    from restoration.benchmark.zoo import model_row
+    from restoration.energy import count_ops
+
+    stereo, paired = task_for_model("dhf_jscc_snn"), task_for_model("esdnet_tiny")
+    img, right = torch.rand(3, 20, 28), torch.rand(3, 20, 28)
+    batch = stereo.image_batch(img, [right])
+    assert torch.equal(batch["left"][0], img) and torch.equal(batch["right"][0], right)
+    assert torch.equal(stereo.image_batch(img)["right"][0], img)  # one image: both views
+    assert paired.image_batch(img)["input"].shape == (1, 3, 20, 28)
+    maps = image_maps(restoration.build_model("dhf_jscc_snn").eval(), img, right, stereo)
+    assert maps and not any(name.startswith("model.") for name in maps)
+    torch.manual_seed(0)
+    pair_macs = count_ops(restoration.build_model("dhf_jscc_cnn").eval(), torch.rand(1, 2, 3, 32, 32)).macs
+    assert model_row("dhf_jscc_cnn", 32)["gmacs"] == pytest.approx(pair_macs / 1e9)
