@@ -77,7 +77,11 @@ class StereoJSCC(Task):
         # 5-15 s, and every held-out pass (evaluation, 5 SNRs, counting) runs it again.
         budgets={"quick": {"patch_size": 64, "batch_size": 8, "epochs": 4, "steps": 50}, "full": None,
                  "authors": {"patch_size": 32, "batch_size": 4, "epochs": 4, "steps": 80,
-                             "builtin": {"n_train": 400, "n_test": 4, "test_size": [64, 96]}}},
+                             "builtin": {"n_train": 400, "n_test": 4, "test_size": [64, 96]},
+                             "label": "AUTHORS budget: DHF-JSCC four ways on 2 shared CPU cores (32x32 crops, batch 4, "
+                                      "320 optimiser steps, 4 held-out pairs of 64-96 pixels): an early-training "
+                                      "snapshot, far from converged",
+                             "speed": {"warmup": 1, "repeats": 3, "throughput_batch": 2}}},
         snr_sweep=(0.0, 5.0, 10.0, 15.0, 20.0))
 
     def build_dataset(self, cfg, split: str, train: bool):

@@ -53,7 +53,8 @@ class Denoise(PairedImageTask):
     benchmark_suite = BenchmarkSuite(
         models=(ModelSpec("esdnet_tiny", "SNN", RECIPE), ModelSpec("esdnet_tiny_ann", "ANN twin", RECIPE)),
         stated_size=32,
-        budgets={"quick": {"patch_size": 16, "batch_size": 2, "epochs": 1, "steps": 2}})
+        budgets={"quick": {"patch_size": 16, "batch_size": 2, "epochs": 1, "steps": 2},
+                 "tiny": {"patch_size": 16, "batch_size": 1, "epochs": 1, "steps": 1, "label": "TINY: one step"}})
 '''
 
 RECIPE = '''
@@ -107,6 +108,9 @@ def test_a_task_from_one_file_outside_the_package(tmp_path, monkeypatch):
     out = tmp_path / "bench"
     assert tool.main(["--tasks", "denoise_plugin_test", "--budget", "quick", "--no-speed", "--threads", "1",
                       "--out", str(out)]) == 0
+    from restoration.benchmark import BUDGETS
+
+    assert BUDGETS["tiny"]["label"] == "TINY: one step" and list(BUDGETS["tiny"]["tasks"]) == ["denoise_plugin_test"]
     with open(out / "benchmark.csv") as f:
         rows = {r["model"]: r for r in csv.DictReader(f)}
     assert set(rows) == {"esdnet_tiny", "esdnet_tiny_ann"} and rows["esdnet_tiny"]["train_steps"] == "2"

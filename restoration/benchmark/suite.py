@@ -74,41 +74,74 @@ def _budget_table(budget: str) -> Mapping[str, Any]:
     return _TaskTable(lambda s: s.budgets[budget], lambda s: budget in s.budgets)
 
 
-# What every model of a task shares, per budget: the labels, timing settings and caps are
-# the benchmark's; each task's share (crop, batch, epochs, steps) is its plugin's
-# (``benchmark_suite.budgets``; ``None``: the task's first recipe's own). "quick" is a
-# smoke-level comparison; "micro", the same for every task, exists for the tests.
 MICRO_SHARE = {"patch_size": 32, "batch_size": 2, "epochs": 1, "steps": 2,
                "builtin": {"n_train": 4, "n_test": 2, "train_size": 48, "test_size": [32, 48]}}
 
-BUDGETS: Dict[str, Dict[str, Any]] = {
+_BASE_BUDGETS: Dict[str, Dict[str, Any]] = {
     "quick": {
         "label": "QUICK budget: a smoke-level comparison (150-200 optimiser steps per model, far from converged)",
-        "tasks": _budget_table("quick"),
         "speed": {"warmup": 2, "repeats": 5, "throughput_batch": 4},
         "max_test_images": None,
     },
     "full": {
         "label": "FULL budget: each task's shipped CPU recipe (configs/<task>/*_cpu.yaml), same for all its models",
-        "tasks": _budget_table("full"),
         "speed": {"warmup": 3, "repeats": 10, "throughput_batch": 8},
-        "max_test_images": None,
-    },
-    "authors": {
-        "label": ("AUTHORS budget: DHF-JSCC four ways on 2 shared CPU cores (32x32 crops, batch 4, 320 optimiser "
-                  "steps, 4 held-out pairs of 64-96 pixels): an early-training snapshot, far from converged"),
-        "tasks": _budget_table("authors"),
-        "speed": {"warmup": 1, "repeats": 3, "throughput_batch": 2},
         "max_test_images": None,
     },
     "micro": {
         "label": "MICRO budget: a few iterations on tiny images (a test of the tool, not a result)",
-        "tasks": _TaskTable(lambda s: MICRO_SHARE),
         "speed": {"warmup": 1, "repeats": 2, "throughput_batch": 2},
         "max_test_images": 2,
         "stated_size": 32,
     },
 }
+# A budget a plugin declares that is not above (e.g. stereo_jscc's "authors") takes its label
+# and timing settings from the plugin's share: keys "label" and "speed", beside crop and batch.
+_PLUGIN_BUDGET_SPEED = {"warmup": 1, "repeats": 3, "throughput_batch": 2}
+
+
+class _Budgets(Mapping):
+    """``{budget: {'label', 'tasks', 'speed', 'max_test_images'[, 'stated_size']}}``: the
+    benchmark's own budgets, then those only task plugins declare. Each entry is built once,
+    so that what tests set on one stays."""
+
+    def __init__(self):
+        self._made: Dict[str, Dict[str, Any]] = {}
+
+    def _names(self) -> List[str]:
+        declared = [b for suite in _TaskTable._suites().values() for b in suite.budgets]
+        return list(_BASE_BUDGETS) + [b for b in dict.fromkeys(declared) if b not in _BASE_BUDGETS]
+
+    def __getitem__(self, name: str) -> Dict[str, Any]:
+        if name not in self._made:
+            if name not in self._names():
+                raise KeyError(name)
+            if name == "micro":
+                tasks = _TaskTable(lambda s: MICRO_SHARE)
+            else:
+                tasks = _budget_table(name)
+            entry = dict(_BASE_BUDGETS.get(name) or {}, tasks=tasks)
+            if name not in _BASE_BUDGETS:  # declared by plugins: the first share that says
+                shares = [s for s in tasks.values() if isinstance(s, Mapping)]
+                entry["label"] = next((s["label"] for s in shares if s.get("label")), f"{name} budget")
+                entry["speed"] = next((dict(s["speed"]) for s in shares if s.get("speed")), _PLUGIN_BUDGET_SPEED)
+                entry["max_test_images"] = None
+            self._made[name] = entry
+        return self._made[name]
+
+    def __iter__(self):
+        return iter(self._names())
+
+    def __len__(self):
+        return len(self._names())
+
+
+# What every model of a task shares, per budget: the labels, timing settings and caps are
+# the benchmark's (or, for a budget only plugins declare, theirs); each task's share (crop,
+# batch, epochs, steps) is its plugin's (``benchmark_suite.budgets``; ``None``: the task's
+# first recipe's own). "quick" is a smoke-level comparison; "micro", the same for every
+# task, exists for the tests.
+BUDGETS: Mapping[str, Dict[str, Any]] = _Budgets()
 
 
 def snr_sweep(task: str) -> Sequence[float]:
