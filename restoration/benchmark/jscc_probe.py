@@ -29,12 +29,13 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from spikingjelly.activation_based import functional, layer
+from spikingjelly.activation_based import layer
 
 from .. import metrics
 from ..atomic import write_text
 from ..models.dhf_jscc import AWGNChannel, dhf_jscc_cnn, dhf_jscc_snn, dhf_jscc_snn_ann
-from ..spiking import LIF, FiringRateMonitor
+from ..runtime import set_threads
+from ..spiking import LIF, FiringRateMonitor, reset_state
 
 TRAIN_IMAGES = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry")
 
@@ -122,7 +123,7 @@ class NaiveSNN(nn.Module):
                 rx = self.channel(y, snr, generator)
                 outs.append(dec(rx.unsqueeze(0).expand(T, *rx.shape)).mean(0))  # firing rate = pixel
         finally:
-            functional.reset_net(self)
+            reset_state(self)
         return {"recon": torch.stack(outs, 1), "rate": None}
 
 
@@ -224,7 +225,7 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None, help="write the results here (atomically)")
     args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
 
     images = load_train_images()
     eval_pairs = motorcycle_eval_set(args.eval_crops, args.crop)
