@@ -63,6 +63,7 @@ def image_maps(model, img, right=None, task=None):
     """Firing-rate maps of ``model`` for one ``3,H,W`` image, fed as its task feeds it (a
     stereo task: ``(img, right or img)``), padded to the model's size multiple and the maps
     cropped back."""
+    from ..engine.evaluator import model_size_multiple
     from ..models._layers import pad_to_multiple
     from .cost import TaskModel, is_spiking
     from .spikes import spike_maps
@@ -70,15 +71,15 @@ def image_maps(model, img, right=None, task=None):
     if not is_spiking(model):
         raise ValueError(f"{type(model).__name__} has no spiking neuron: firing-rate maps need a spiking model "
                          f"(not an ANN twin)")
-    h, w = img.shape[-2:]
-    m = int(getattr(model, "size_multiple", None) or getattr(model, "pad_multiple", None) or 1)
-    x = pad_to_multiple(img[None], m)[0]
-    views = [] if right is None else [pad_to_multiple(right[None], m)[0]]
-    ph, pw = x.shape[-2] - h, x.shape[-1] - w
     if task is None:  # a plain image-to-image model
         from ..engine.task import PairedImageTask
 
         task = PairedImageTask()
+    h, w = img.shape[-2:]
+    m = model_size_multiple(model, None, task)
+    x = pad_to_multiple(img[None], m)[0]
+    views = [] if right is None else [pad_to_multiple(right[None], m)[0]]
+    ph, pw = x.shape[-2] - h, x.shape[-1] - w
     wrapped = TaskModel(model, task, "cpu")
     maps = {name.removeprefix("model."): e for name, e in spike_maps(wrapped, task.image_batch(x, views)).items()}
     for e in maps.values():  # maps are at 1/s of the padded size: drop the padded border

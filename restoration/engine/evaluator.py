@@ -107,7 +107,9 @@ def tiled_forward(model: Callable, x: torch.Tensor, tile: Optional[int], overlap
 
 
 def model_size_multiple(model: torch.nn.Module, cfg, task) -> int:
-    if cfg.model.size_multiple:
+    """What input sides must be a multiple of: the recipe's ``model.size_multiple``, else the
+    model's own, else the task's (``cfg`` may be None: no recipe)."""
+    if cfg is not None and cfg.model.size_multiple:
         return int(cfg.model.size_multiple)
     net = getattr(model, "module", model)
     m = getattr(net, "size_multiple", None) or getattr(net, "pad_multiple", None)
