@@ -89,14 +89,13 @@ class BuiltinData:
 
     ``sampler(rng, split, i, options)`` returns image ``i`` of ``split`` ('train', 'test' or
     'motorcycle') as ``{path relative to the split folder: H,W,3 image}`` (float in [0, 1]
-    or uint8), drawing every random number from ``rng``. ``check(options)`` validates the
-    task's own options (and may normalise them in place); ``seed_id`` is the task's share of
-    each image's RNG seed (default: from the task name). ``layout`` is one line for the help.
+    or uint8), drawing every random number from ``rng``; options are checked against their
+    declared types and ``choices``. ``seed_id`` is the task's share of each image's RNG seed
+    (default: from the task name). ``layout`` is one line for the help.
     """
     sampler: Sampler
     options: Mapping[str, Option]
     counts: Tuple[int, int] = (400, 24)
-    check: Optional[Callable[[Dict[str, Any]], None]] = None
     seed_id: Optional[int] = None
     layout: str = ""
 
@@ -157,8 +156,6 @@ def _resolve_options(task: str, options: dict) -> dict:
     if opt.get("clean_dir"):
         opt["clean_dir"] = str(Path(opt["clean_dir"]).expanduser().resolve())
         folder_fingerprint(opt["clean_dir"])  # a missing or empty folder fails here, with its fix
-    if spec.check is not None:
-        spec.check(opt)
     return opt
 
 
